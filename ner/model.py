@@ -1,0 +1,219 @@
+"""One shared encoder and a dictionary of named heads; saved as safetensors + JSON, never pickle.
+
+Two storage modes:
+
+* ``full``: every weight, plus the tokenizer and encoder config, so the directory is self-contained
+  (any Hugging Face encoder, or a randomly initialised test encoder).
+* ``delta``: only what differs from an installed offline base encoder (see
+  :data:`ner.encoder.OFFLINE_ENCODERS`): tensors that changed are stored as ``fine-tuned - base``
+  (fp16 by default, which is far more precise than storing the weights themselves in fp16),
+  word-embedding rows that never received a gradient are not stored at all, and unchanged
+  tensors are skipped. A fingerprint of the base guards against loading onto a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ner.documents import Entity, Relation, RelationType, Schema
+from ner.encoder import Encoder, resolve_encoder
+from ner.heads import build_head, parse_head_config
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "model.json"
+TOKENIZER_DIR = "tokenizer"
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+HeadOutput = tuple[list[Entity], list[Relation]]
+
+
+def schema_to_dict(schema: Schema) -> dict:
+    return {
+        "entity_labels": list(schema.entity_labels),
+        "relation_types": [{"label": t.label, "symmetric": t.symmetric} for t in schema.relation_types],
+    }
+
+
+def schema_from_dict(data: dict) -> Schema:
+    return Schema(
+        entity_labels=tuple(data["entity_labels"]),
+        relation_types=tuple(RelationType(t["label"], bool(t["symmetric"])) for t in data["relation_types"]),
+    )
+
+
+class ExtractionModel(nn.Module):
+    """The shared :class:`Encoder` and its heads; ``predict`` runs the encoder once per batch."""
+
+    def __init__(self, encoder: Encoder, heads: dict[str, nn.Module], encoder_name: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleDict(heads)
+        self.encoder_name = encoder_name
+
+    @classmethod
+    def create(cls, encoder: Encoder, encoder_name: str, head_specs: dict[str, tuple[dict, Schema]]):
+        """A model with freshly initialised heads: ``head_specs`` maps a name to ``(config, schema)``."""
+        heads = {
+            name: build_head(parse_head_config(config), encoder.hidden_size, schema)
+            for name, (config, schema) in head_specs.items()
+        }
+        return cls(encoder, heads, encoder_name)
+
+    # ------------------------------------------------------------------ inference
+    @torch.inference_mode()
+    def predict(
+        self, docs: Sequence[Sequence[str]], batch_size: int = 64, max_batch_words: int = 8192
+    ) -> list[dict[str, HeadOutput]]:
+        """Every head's output for every document, in input order; empty documents get empty results.
+
+        Documents are sorted by length and grouped so that a batch holds at most ``batch_size``
+        documents and ``max_batch_words`` padded words: short sentences travel in large batches,
+        a book-length text alone.
+        """
+        was_training = self.training
+        self.eval()
+        results: list[dict[str, HeadOutput]] = [{name: ([], []) for name in self.heads} for _ in docs]
+        try:
+            for batch in length_batches([len(d) for d in docs], batch_size, max_batch_words):
+                encoding = self.encoder(self.encoder.tokenize([docs[i] for i in batch]))
+                for name, head in self.heads.items():
+                    for i, output in zip(batch, head.decode(encoding)):
+                        results[i][name] = output
+        finally:
+            self.train(was_training)
+        return results
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, storage: Literal["full", "delta"] = "full", dtype: str = "float16"):
+        """Write ``model.json`` and ``weights.safetensors`` (and the tokenizer for ``full``)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"heads.{k}": v.detach().float().contiguous() for k, v in self.heads.state_dict().items()}
+        encoder_state = self.encoder.transformer.state_dict()
+        weights: dict = {"storage": storage}
+        if storage == "delta":
+            base = _base_state(self.encoder_name)
+            tensors.update(_delta(encoder_state, base, getattr(torch, dtype)))
+            weights.update(dtype=dtype, base_fingerprint=_fingerprint(base))
+        else:
+            tensors.update({f"encoder.{k}": v.detach().contiguous() for k, v in encoder_state.items()})
+            self.encoder.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+        config = {
+            "format_version": FORMAT_VERSION,
+            "encoder": {
+                "name": self.encoder_name,
+                "config": self.encoder.transformer.config.to_diff_dict(),
+                "window": self.encoder.window,
+                "overlap": self.encoder.overlap,
+            },
+            "heads": {
+                name: {"config": head.config.model_dump(), "schema": schema_to_dict(head.schema)}
+                for name, head in self.heads.items()
+            },
+            "weights": weights,
+        }
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ExtractionModel:
+        """Load a saved model; only JSON and safetensors are read, so no code can run from the files."""
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{directory}: unsupported model format {config.get('format_version')!r}")
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+        enc = config["encoder"]
+        options = {"window": enc["window"], "overlap": enc["overlap"]}
+        if config["weights"]["storage"] == "delta":
+            encoder = Encoder.from_pretrained(enc["name"], **options)
+            base = encoder.transformer.state_dict()
+            if _fingerprint(base) != config["weights"]["base_fingerprint"]:
+                raise ValueError(
+                    f"{directory}: the installed base encoder {enc['name']!r} differs from the one this "
+                    "model was trained from; install the version named in the project's dependencies"
+                )
+            state = _apply_delta(base, tensors)
+        else:
+            encoder = Encoder.from_config(enc["config"], str(directory / TOKENIZER_DIR), **options)
+            state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+        encoder.transformer.load_state_dict(state)
+        heads = {
+            name: (spec["config"], schema_from_dict(spec["schema"])) for name, spec in config["heads"].items()
+        }
+        model = cls.create(encoder, enc["name"], heads)
+        model.heads.load_state_dict(
+            {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
+        )
+        return model.eval()
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_words: int) -> list[list[int]]:
+    """Indices of non-empty items grouped by length, each group within both budgets."""
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= batch_size or lengths[i] * (len(current) + 1) > max_batch_words):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:
+    path = Path(resolve_encoder(encoder_name))
+    if not path.is_dir():
+        raise ValueError(f"delta storage needs an installed base encoder directory, not {encoder_name!r}")
+    return Encoder.from_pretrained(encoder_name).transformer.state_dict()
+
+
+def _fingerprint(state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().float().flatten()[:4096].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _delta(state: dict, base: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """What differs from ``base``: sparse rows for the word embeddings, dense differences elsewhere."""
+    out = {}
+    for name, value in state.items():
+        value, reference = value.detach(), base[name]
+        if torch.equal(value, reference):
+            continue
+        if name.endswith(WORD_EMBEDDINGS):
+            rows = (value != reference).any(dim=-1).nonzero(as_tuple=True)[0]
+            out[f"rows.{name}.index"] = rows.contiguous()
+            out[f"rows.{name}.delta"] = (value[rows] - reference[rows]).to(dtype).contiguous()
+        elif value.is_floating_point():
+            out[f"delta.{name}"] = (value - reference).to(dtype).contiguous()
+        else:
+            out[f"full.{name}"] = value.contiguous()
+    return out
+
+
+def _apply_delta(base: dict, tensors: dict) -> dict[str, torch.Tensor]:
+    state = {name: value.clone() for name, value in base.items()}
+    for key, value in tensors.items():
+        kind, _, name = key.partition(".")
+        if kind == "delta":
+            state[name] += value.to(state[name].dtype)
+        elif kind == "full":
+            state[name] = value
+        elif kind == "rows" and name.endswith(".index"):
+            target = name[: -len(".index")]
+            state[target][value] += tensors[f"rows.{target}.delta"].to(state[target].dtype)
+    return state

@@ -1,0 +1,45 @@
+"""Build, save and locate spaCy pipelines around an :class:`ExtractionModel`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import spacy
+from spacy.language import Language
+
+from ner.model import ExtractionModel
+
+# The default pipeline ships inside the package: CoNLL04 SpERT on the offline MiniLM-L6 encoder.
+DEFAULT_PIPELINE = Path(__file__).parent / "pretrained" / "conll04_spert"
+
+
+def build_pipeline(
+    model: ExtractionModel,
+    lang: str = "en",
+    name: str = "extractor",
+    storage: str = "full",
+    dtype: str = "float16",
+    meta: dict | None = None,
+) -> Language:
+    """A blank ``lang`` pipeline with a rule-based sentencizer and the extractor component."""
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("sentencizer")
+    component = nlp.add_pipe("ner_extractor", config={"storage": storage, "dtype": dtype})
+    component.model = model
+    nlp.meta["name"] = name
+    nlp.meta.update(meta or {})
+    return nlp
+
+
+def load(path: str | Path | None = None) -> Language:
+    """``spacy.load`` of a pipeline directory; the shipped default when ``path`` is None."""
+    return spacy.load(DEFAULT_PIPELINE if path is None else path)
+
+
+def extractor_model(nlp: Language) -> ExtractionModel:
+    """The :class:`ExtractionModel` inside a loaded pipeline."""
+    for _, component in nlp.pipeline:
+        model = getattr(component, "model", None)
+        if isinstance(model, ExtractionModel):
+            return model
+    raise ValueError("this pipeline has no ner_extractor component")

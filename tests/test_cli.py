@@ -1,0 +1,97 @@
+"""End to end through the ``ner`` command line with a tiny random encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+from typer.testing import CliRunner
+
+from ner.cli import app
+
+DATA = Path(__file__).parent / "data"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_encoder_dir) -> Path:
+    output = tmp_path_factory.mktemp("run") / "pipeline"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(DATA / "toy.toml"),
+            "--output",
+            str(output),
+            "--set",
+            f"encoder.name={tiny_encoder_dir}",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def test_train_writes_a_loadable_pipeline_and_metrics(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert {"entities", "relations", "relations_with_types"} <= set(metrics["test"])
+    assert all(e["train_seconds"] >= 0 for e in metrics["epochs"])
+    nlp = spacy.load(trained)
+    assert nlp.pipe_names == ["sentencizer", "ner_extractor"]
+
+
+def test_evaluate_prints_and_writes_scores(trained, tmp_path):
+    out = tmp_path / "scores.json"
+    result = runner.invoke(app, ["evaluate", str(trained), str(DATA / "toy_dev.json"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "relations_with_types" in result.output and "micro" in result.output
+    scores = json.loads(out.read_text())
+    assert set(scores) == {"entities", "relations", "relations_with_types"}
+    assert 0.0 <= scores["entities"]["micro"]["f1"] <= 100.0
+
+
+def test_extract_writes_jsonl_and_skips_bad_files(trained, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Angela Merkel lives in Berlin. Booth killed Lincoln.", encoding="utf-8")
+    (docs / "b.md").write_text("Ünïcödé São Paulo — Zürich 🙂 Москва.", encoding="utf-8")
+    (docs / "empty.txt").write_text("", encoding="utf-8")
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02 binary")
+    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", str(trained)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [Path(r["source"]).name for r in records] == ["a.txt", "b.md"]
+    for record in records:
+        for entity in record["entities"]:
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+    errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
+    reasons = {Path(e["source"]).name: e["reason"] for e in errors}
+    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt"}
+    assert "UTF-8" in reasons["latin1.txt"] and "binary" in reasons["binary.txt"]
+    assert "3 skipped" in result.output
+
+
+def test_compact_keeps_predictions(trained, tmp_path):
+    out = tmp_path / "compact"
+    result = runner.invoke(
+        app, ["compact", str(trained), str(out), "--storage", "delta", "--dtype", "float32"]
+    )
+    assert result.exit_code == 0, result.output
+    text = "Satya Nadella runs Microsoft in Redmond."
+    before, after = spacy.load(trained)(text), spacy.load(out)(text)
+    assert [(s.start, s.end, s.label_) for s in after.spans["spert"]] == [
+        (s.start, s.end, s.label_) for s in before.spans["spert"]
+    ]
+
+
+def test_train_rejects_a_bad_config(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text((DATA / "toy.toml").read_text() + "\n[surprise]\nkey = 1\n")
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 2
+    assert "surprise" in result.output

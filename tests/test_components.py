@@ -1,0 +1,160 @@
+"""The spaCy layer: doc.ents, doc.spans, doc._.relations, batching, serialisation, exact offsets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import spacy
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spacy.tokens import DocBin
+
+from ner.components import RelationMention
+from ner.corpora.jsonl import extraction_record
+from ner.extraction import doc_to_document
+from ner.pipeline import build_pipeline, extractor_model
+from tests.conftest import tiny_model
+
+TEXT = (
+    "Leonardo DiCaprio starred in Christopher Nolan's thriller Inception. "
+    "He lives in Los Angeles, California, and works for Warner Bros."
+)
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    model = tiny_model(bias_entities=2.0)
+    model.heads["spert"].config.relation_threshold = 0.3  # random weights: make some relations appear
+    return build_pipeline(model, name="tiny_test")
+
+
+def _summary(doc):
+    """Everything the component wrote, as (structure, scores)."""
+    structure = (
+        [(e.start_char, e.end_char, e.label_) for e in doc.ents],
+        [(s.start, s.end, s.label_) for s in doc.spans["spert"]],
+        [(r["head"], r["tail"], r["label"]) for r in doc._.relation_data],
+    )
+    scores = [e._.score for e in doc.ents] + list(doc.spans["spert"].attrs["scores"])
+    return structure, scores + [r["score"] for r in doc._.relation_data]
+
+
+def _same(a, b) -> bool:
+    """Equal structure; scores equal up to float noise (padding in a batch changes them by ~1e-7)."""
+    return a[0] == b[0] and a[1] == pytest.approx(b[1], abs=1e-5)
+
+
+def test_entities_spans_and_relations_are_set(nlp):
+    doc = nlp(TEXT)
+    assert doc.ents, "the biased random model predicts entities"
+    assert len(doc.spans["spert"]) >= len(doc.ents)
+    tokens = [t.i for e in doc.ents for t in e]
+    assert len(tokens) == len(set(tokens)), "doc.ents never overlap"
+    for ent in doc.ents:
+        assert 0.0 < ent._.score <= 1.0
+        assert ent.label_ in {"Peop", "Org", "Loc", "Other"}
+    for relation in doc._.relations:
+        assert isinstance(relation, RelationMention)
+        head, label, tail, score = relation
+        assert head.doc is doc and tail.doc is doc
+        assert label in {"Work_For", "Live_In", "OrgBased_In", "Located_In", "Kill"}
+        assert score >= 0.3
+
+
+def test_relations_stay_inside_sentences(nlp):
+    doc = nlp(TEXT)
+    sentence_of = {t.i: s.start for s in doc.sents for t in s}
+    for head, _, tail, _ in doc._.relations:
+        assert sentence_of[head.start] == sentence_of[tail.start]
+
+
+def test_pipe_matches_single_calls(nlp):
+    texts = [TEXT, "Angela Merkel lives in Berlin.", "", "   \n  ", TEXT.upper()]
+    piped = [_summary(doc) for doc in nlp.pipe(texts, batch_size=2)]
+    for one_by_one, batched in zip([_summary(nlp(text)) for text in texts], piped):
+        assert _same(batched, one_by_one)
+    assert piped[2][0][0] == [] and piped[3][0][0] == []
+
+
+def test_disk_round_trip_is_exact(nlp, tmp_path):
+    nlp.to_disk(tmp_path / "pipeline")
+    files = {p.name for p in (tmp_path / "pipeline" / "ner_extractor").iterdir()}
+    assert {"model.json", "weights.safetensors"} <= files and not any(
+        f.endswith((".bin", ".pt")) for f in files
+    )
+    reloaded = spacy.load(tmp_path / "pipeline")
+    assert reloaded.pipe_names == ["sentencizer", "ner_extractor"]
+    assert _same(_summary(reloaded(TEXT)), _summary(nlp(TEXT)))
+    assert reloaded(TEXT)._.relation_data == nlp(TEXT)._.relation_data, "fp32 full storage is bit-exact"
+
+
+def test_loading_needs_no_import_of_ours(nlp, tmp_path):
+    """The factory comes from the spacy_factories entry point in a fresh interpreter."""
+    nlp.to_disk(tmp_path / "pipeline")
+    code = (
+        "import sys, spacy\n"
+        f"nlp = spacy.load({str(tmp_path / 'pipeline')!r})\n"
+        "doc = nlp('Angela Merkel lives in Berlin.')\n"
+        "print(len(doc.spans['spert']), 'ner.components' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-1] == "True"
+
+
+def test_relations_survive_docbin(nlp):
+    docs = list(nlp.pipe([TEXT, "Booth killed Lincoln in Washington."]))
+    data = DocBin(docs=docs, store_user_data=True).to_bytes()
+    restored = list(DocBin(store_user_data=True).from_bytes(data).get_docs(nlp.vocab))
+    for before, after in zip(docs, restored):
+        assert [(h.text, label, t.text, s) for h, label, t, s in after._.relations] == [
+            (h.text, label, t.text, s) for h, label, t, s in before._.relations
+        ]
+        assert [(e.text, e._.score) for e in after.ents] == [(e.text, e._.score) for e in before.ents]
+        assert after.spans["spert"].attrs["scores"] == before.spans["spert"].attrs["scores"]
+
+
+def test_existing_entities_are_kept_where_they_fit(nlp):
+    doc = nlp.make_doc("zzz qqq " + TEXT)
+    doc.ents = [spacy.tokens.Span(doc, 0, 1, label="CUSTOM")]
+    for _, component in nlp.pipeline:
+        doc = component(doc)
+    labels = {e.label_ for e in doc.ents}
+    overlaps = any(e.start == 0 for e in doc.ents if e.label_ != "CUSTOM")
+    assert "CUSTOM" in labels or overlaps
+
+
+def test_a_component_without_model_says_so():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner_extractor")
+    with pytest.raises(RuntimeError, match="has no model"):
+        nlp("Some text.")
+
+
+def test_five_thousand_words_are_processed_whole():
+    """No sentence boundaries and 5,000 words: the encoder windows cover it all, nothing is cut."""
+    model = tiny_model(bias_entities=-1.0)
+    with torch.no_grad():  # a random model would relate everything to everything: keep the output small
+        model.heads["spert"].relation_classifier.bias.fill_(-20.0)
+    model.heads["spert"].config.max_pair_distance = 3
+    nlp = build_pipeline(model)
+    words = [f"word{i % 97}" for i in range(5000)]
+    doc = nlp(" ".join(words))
+    assert len(doc) == 5000
+    assert extractor_model(nlp).encoder.window < 5000
+    spans = doc.spans["spert"]
+    assert spans and max(s.end for s in spans) > 4900, "spans are predicted up to the very end"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(min_size=0, max_size=200))
+def test_offsets_map_back_to_the_source_text(nlp, text):
+    doc = nlp(text)
+    assert doc.text == text
+    for span in list(doc.ents) + list(doc.spans["spert"]):
+        assert span.text == text[span.start_char : span.end_char]
+    record = extraction_record(doc_to_document(doc, "spert"), source="x")
+    for entity in record["entities"]:
+        assert entity["text"] == text[entity["start"] : entity["end"]]

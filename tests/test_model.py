@@ -1,0 +1,173 @@
+"""The extraction model: save/load (safetensors only), batching, prediction order, delta storage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors import safe_open
+
+from ner.model import WEIGHTS_FILE, ExtractionModel, _apply_delta, _delta, length_batches
+from tests.conftest import tiny_model
+
+SENTENCES = [
+    ["Leonardo", "DiCaprio", "works", "for", "Warner", "Bros", "in", "Los", "Angeles", "."],
+    ["Angela", "Merkel", "lives", "in", "Berlin", "."],
+    ["The", "Schwarzenegger", "biography", "was", "published", "in", "Reykjavík", "."],
+]
+
+
+def flatten(results: list[dict]) -> list[tuple]:
+    """Every predicted item with its score, for comparison."""
+    items = []
+    for index, result in enumerate(results):
+        for head, (entities, relations) in result.items():
+            items += [(index, head, "e", e.start, e.end, e.label, e.score) for e in entities]
+            items += [(index, head, "r", r.head, r.tail, r.label, r.score) for r in relations]
+    return items
+
+
+def assert_same_predictions(first: list[dict], second: list[dict], tolerance: float = 1e-6) -> None:
+    a, b = flatten(first), flatten(second)
+    assert [item[:-1] for item in a] == [item[:-1] for item in b]
+    assert [item[-1] for item in a] == pytest.approx([item[-1] for item in b], abs=tolerance)
+
+
+@pytest.fixture(scope="module")
+def model() -> ExtractionModel:
+    model = tiny_model(bias_entities=3.0)
+    model.heads["spert"].config.relation_threshold = 0.7  # random weights: a few hundred relations, not 20k
+    return model
+
+
+# ---------------------------------------------------------------------- persistence
+def test_full_save_and_load_give_identical_predictions(model, tmp_path):
+    """Weights, head config, schema, tokenizer and window settings all survive the round trip."""
+    before = model.predict(SENTENCES)
+    assert any(entities for result in before for entities, _ in result.values())
+    model.save(tmp_path / "model", storage="full")
+    loaded = ExtractionModel.load(tmp_path / "model")
+    assert not loaded.training
+    assert (loaded.encoder.window, loaded.encoder.overlap) == (model.encoder.window, model.encoder.overlap)
+    assert loaded.heads["spert"].schema == model.heads["spert"].schema
+    assert loaded.heads["spert"].config == model.heads["spert"].config
+    assert_same_predictions(loaded.predict(SENTENCES), before)
+
+
+def test_saved_weights_are_safetensors_and_nothing_is_pickled(model, tmp_path):
+    """One safetensors file holds every weight; no ``.bin``/``.pt``/pickle file is written anywhere."""
+    directory = tmp_path / "model"
+    model.save(directory, storage="full")
+    suffixes = {path.suffix for path in directory.rglob("*") if path.is_file()}
+    assert not suffixes & {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+    with safe_open(str(directory / WEIGHTS_FILE), framework="pt") as weights:
+        keys = set(weights.keys())
+    expected = {f"heads.{k}" for k in model.heads.state_dict()}
+    expected |= {f"encoder.{k}" for k in model.encoder.transformer.state_dict()}
+    assert keys == expected
+
+
+def test_an_unknown_format_version_is_rejected(model, tmp_path):
+    directory = tmp_path / "model"
+    model.save(directory)
+    config = directory / "model.json"
+    config.write_text(config.read_text().replace('"format_version": 1', '"format_version": 99'))
+    with pytest.raises(ValueError, match="unsupported model format"):
+        ExtractionModel.load(directory)
+
+
+# ---------------------------------------------------------------------- batching and prediction
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=30), st.integers(1, 8), st.integers(1, 120))
+def test_length_batches_respect_both_budgets_and_cover_every_non_empty_item(lengths, batch_size, max_words):
+    """Each non-empty index once, empty ones never; a batch exceeds the word budget only when alone."""
+    batches = length_batches(lengths, batch_size, max_words)
+    indices = [i for batch in batches for i in batch]
+    assert sorted(indices) == [i for i, n in enumerate(lengths) if n > 0]
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= max_words
+    ordered = [lengths[i] for i in indices]
+    assert ordered == sorted(ordered)  # grouped by length, shortest first
+
+
+def test_predict_on_nothing_and_on_empty_documents(model):
+    """No documents give no results; an empty document gets empty results for every head."""
+    assert model.predict([]) == []
+    results = model.predict([[], SENTENCES[1], []])
+    assert results[0] == results[2] == {"spert": ([], [])}
+    assert_same_predictions(results[1:2], model.predict([SENTENCES[1]]), tolerance=1e-5)
+
+
+def test_predict_keeps_the_input_order_across_sorted_batches(model):
+    """Documents are batched by length internally; results come back in input order."""
+    docs = [SENTENCES[0], [], SENTENCES[2], SENTENCES[1], SENTENCES[0][:3]]
+    batched = model.predict(docs, batch_size=2)
+    one_by_one = [model.predict([doc])[0] for doc in docs]
+    assert_same_predictions(batched, one_by_one, tolerance=1e-5)
+    for doc, result in zip(docs, batched, strict=True):
+        for entity in result["spert"][0]:
+            assert entity.end <= len(doc)
+
+
+def test_predict_restores_training_mode(model):
+    model.train()
+    try:
+        model.predict([SENTENCES[1]])
+        assert model.training
+    finally:
+        model.eval()
+
+
+# ---------------------------------------------------------------------- delta storage
+WORDS_KEY = "embeddings.word_embeddings.weight"
+
+
+def test_delta_stores_only_what_changed_and_applying_it_restores_the_weights():
+    """Two changed embedding rows -> 2 stored rows; a changed dense tensor -> its fp16 difference;
+    an unchanged tensor -> nothing. Applying the delta restores each value within fp16 rounding of its change.
+    """
+    torch.manual_seed(0)
+    base = {
+        WORDS_KEY: torch.randn(10, 4),
+        "encoder.layer.0.dense.weight": torch.randn(3, 3),
+        "encoder.layer.0.norm.weight": torch.ones(3),
+        "embeddings.position_ids": torch.arange(6),
+    }
+    state = {name: value.clone() for name, value in base.items()}
+    state[WORDS_KEY][[2, 7]] += torch.randn(2, 4) * 1e-3
+    state["encoder.layer.0.dense.weight"] += torch.randn(3, 3) * 1e-2
+
+    stored = _delta(state, base, torch.float16)
+    assert set(stored) == {
+        f"rows.{WORDS_KEY}.index",
+        f"rows.{WORDS_KEY}.delta",
+        "delta.encoder.layer.0.dense.weight",
+    }
+    assert stored[f"rows.{WORDS_KEY}.index"].tolist() == [2, 7]
+    assert stored[f"rows.{WORDS_KEY}.delta"].shape == (2, 4)
+    assert all(value.dtype == torch.float16 for key, value in stored.items() if not key.endswith(".index"))
+
+    untouched = {name: value.clone() for name, value in base.items()}
+    restored = _apply_delta(base, stored)
+    assert set(restored) == set(state)
+    for name in state:
+        change = (state[name] - base[name]).abs().float()
+        error = (restored[name] - state[name]).abs().float()
+        assert (error <= change * 2**-10 + 1e-7).all(), name  # fp16 keeps 11 significant bits of the change
+    assert torch.equal(restored["encoder.layer.0.norm.weight"], base["encoder.layer.0.norm.weight"])
+    assert torch.equal(
+        restored[WORDS_KEY][[0, 1, 3, 4, 5, 6, 8, 9]], base[WORDS_KEY][[0, 1, 3, 4, 5, 6, 8, 9]]
+    )
+    assert all(torch.equal(base[name], untouched[name]) for name in base)  # the base is not modified
+
+
+def test_a_changed_integer_buffer_is_stored_in_full():
+    base = {"embeddings.position_ids": torch.arange(6)}
+    state = {"embeddings.position_ids": torch.arange(6).flip(0)}
+    stored = _delta(state, base, torch.float16)
+    assert set(stored) == {"full.embeddings.position_ids"}
+    assert torch.equal(
+        _apply_delta(base, stored)["embeddings.position_ids"], state["embeddings.position_ids"]
+    )
