@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -148,6 +149,8 @@ def compact(
         extractor_model(trained), trained.lang, trained.meta["name"], storage, dtype, meta=trained.meta
     )
     nlp.to_disk(output)
+    if (pipeline / "metrics.json").is_file():  # keep the training record with the model
+        shutil.copy(pipeline / "metrics.json", output / "metrics.json")
     size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file())
     typer.echo(f"wrote {output} ({size / 1e6:.1f} MB)")
 

@@ -1,0 +1,111 @@
+"""CoNLL04 benchmark of a SpERT pipeline: SpERT-protocol accuracy, inference speed and memory.
+
+    python benchmarks/conll04.py [--pipeline DIR] [--threads 2] [--output results.json]
+
+Accuracy comes from the same evaluator as ``ner evaluate``. Speed is measured end to end through
+``nlp.pipe`` on the raw test sentences (tokens joined by spaces, re-tokenised by spaCy), and
+compared with the bare encoder forward pass over the same word pieces in the same run, so the
+ratio (the cost of heads + spaCy layer) does not depend on the machine's speed that day.
+Training time per epoch is read from the pipeline's ``metrics.json`` when it has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
+from ner.evaluation import evaluate_model  # noqa: E402
+from ner.pipeline import DEFAULT_PIPELINE, extractor_model, load  # noqa: E402
+
+DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def accuracy(model, docs) -> dict:
+    scores = evaluate_model(model, docs)
+    return {
+        name: {"micro_f1": round(s.micro.f1, 2), "macro_f1": round(s.macro.f1, 2), "micro": vars(s.micro)}
+        for name, s in scores.items()
+    }
+
+
+def pipe_speed(nlp, texts: list[str], batch_size: int, repeats: int) -> dict:
+    list(nlp.pipe(texts[:64], batch_size=batch_size))  # warm-up
+    words = sum(len(text.split()) for text in texts)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in nlp.pipe(texts, batch_size=batch_size):
+            pass
+        best = min(best, time.perf_counter() - started)
+    return {"seconds": round(best, 2), "sentences_per_s": round(len(texts) / best, 1), "words_per_s": round(words / best)}
+
+
+def encoder_speed(model, docs, batch_size: int, repeats: int) -> dict:
+    """The bare transformer over the same sentences, batched the same way (no heads, no spaCy)."""
+    batches = [[d.words for d in docs[i : i + batch_size]] for i in range(0, len(docs), batch_size)]
+    prepared = [model.encoder.tokenize(b) for b in batches]
+    pieces = sum(p.num_pieces for p in prepared)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for batch in prepared:
+                model.encoder(batch)
+            best = min(best, time.perf_counter() - started)
+    words = sum(len(d.words) for d in docs)
+    return {"seconds": round(best, 2), "pieces_per_s": round(pieces / best), "words_per_s": round(words / best)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+
+    schema = read_spert_types(DATA / "conll04" / "types.json")
+    docs = read_spert_json(DATA / "conll04" / f"{args.split}.json", schema)
+    nlp = load(args.pipeline)
+    model = extractor_model(nlp)
+    size = sum(f.stat().st_size for f in Path(args.pipeline).rglob("*") if f.is_file())
+    result = {
+        "pipeline": str(args.pipeline),
+        "pipeline_mb": round(size / 1e6, 1),
+        "data": f"conll04/{args.split}.json ({len(docs)} sentences)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads",
+        "accuracy": accuracy(model, docs),
+        "nlp_pipe": pipe_speed(nlp, [d.text for d in docs], args.batch_size, args.repeats),
+        "encoder_only": encoder_speed(model, docs, args.batch_size, args.repeats),
+    }
+    result["pipe_vs_encoder_time"] = round(result["nlp_pipe"]["seconds"] / result["encoder_only"]["seconds"], 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    metrics = Path(args.pipeline) / "metrics.json"
+    if metrics.is_file():
+        epochs = json.loads(metrics.read_text())["epochs"]
+        result["train_seconds_per_epoch"] = [e["train_seconds"] for e in epochs]
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
