@@ -48,7 +48,11 @@ def pipe_speed(nlp, texts: list[str], batch_size: int, repeats: int) -> dict:
         for _ in nlp.pipe(texts, batch_size=batch_size):
             pass
         best = min(best, time.perf_counter() - started)
-    return {"seconds": round(best, 2), "sentences_per_s": round(len(texts) / best, 1), "words_per_s": round(words / best)}
+    return {
+        "seconds": round(best, 2),
+        "sentences_per_s": round(len(texts) / best, 1),
+        "words_per_s": round(words / best),
+    }
 
 
 def encoder_speed(model, docs, batch_size: int, repeats: int) -> dict:
@@ -64,11 +68,17 @@ def encoder_speed(model, docs, batch_size: int, repeats: int) -> dict:
                 model.encoder(batch)
             best = min(best, time.perf_counter() - started)
     words = sum(len(d.words) for d in docs)
-    return {"seconds": round(best, 2), "pieces_per_s": round(pieces / best), "words_per_s": round(words / best)}
+    return {
+        "seconds": round(best, 2),
+        "pieces_per_s": round(pieces / best),
+        "words_per_s": round(words / best),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE)
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
@@ -94,7 +104,9 @@ def main() -> None:
         "nlp_pipe": pipe_speed(nlp, [d.text for d in docs], args.batch_size, args.repeats),
         "encoder_only": encoder_speed(model, docs, args.batch_size, args.repeats),
     }
-    result["pipe_vs_encoder_time"] = round(result["nlp_pipe"]["seconds"] / result["encoder_only"]["seconds"], 2)
+    result["pipe_vs_encoder_time"] = round(
+        result["nlp_pipe"]["seconds"] / result["encoder_only"]["seconds"], 2
+    )
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     metrics = Path(args.pipeline) / "metrics.json"
     if metrics.is_file():

@@ -22,7 +22,9 @@ DATA = Path(os.environ.get("NER_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 @pytest.fixture(scope="module")
 def nlp():
-    assert (DEFAULT_PIPELINE / "ner_extractor" / "weights.safetensors").is_file(), "the default pipeline ships"
+    assert (DEFAULT_PIPELINE / "ner_extractor" / "weights.safetensors").is_file(), (
+        "the default pipeline ships"
+    )
     return spacy.load(DEFAULT_PIPELINE)
 
 
@@ -32,7 +34,7 @@ def test_it_is_compact():
 
 
 def test_a_correct_relation_from_the_example_documents(nlp):
-    """"Microsoft, which is based in Redmond" (data/examples/business.txt) is OrgBased_In."""
+    """ "Microsoft, which is based in Redmond" (data/examples/business.txt) is OrgBased_In."""
     text = (ROOT / "data" / "examples" / "business.txt").read_text(encoding="utf-8")
     doc = nlp(text)
     found = {(h.text, label, t.text) for h, label, t, _ in doc._.relations}
