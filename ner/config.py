@@ -48,6 +48,9 @@ class TrainingSettings(_Strict):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(2, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
+    head_learning_rate: float | None = Field(
+        None, gt=0, description="learning rate of the freshly initialised heads; default: learning_rate"
+    )
     warmup: float = Field(0.1, ge=0, le=1, description="fraction of all steps with a linear warm-up")
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float = Field(1.0, gt=0)

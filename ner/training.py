@@ -36,19 +36,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def parameter_groups(model: ExtractionModel, weight_decay: float) -> list[dict]:
-    """No decay for biases and LayerNorms (as SpERT) nor for word embeddings.
+def parameter_groups(model: ExtractionModel, weight_decay: float, lr: float, head_lr: float) -> list[dict]:
+    """Encoder and heads at their own learning rates; no decay for biases and LayerNorms (as
+    SpERT) nor for word embeddings.
 
     Word-embedding rows of pieces never seen in training then stay bit-identical to the base
     encoder, which is what lets the ``delta`` storage skip them.
     """
-    decay, no_decay = [], []
+    groups: dict[tuple[float, float], list] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         plain = "bias" in name or "LayerNorm" in name or name.endswith(WORD_EMBEDDINGS)
-        (no_decay if plain else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        rate = head_lr if name.startswith("heads.") else lr
+        groups.setdefault((rate, 0.0 if plain else weight_decay), []).append(parameter)
+    return [{"params": p, "lr": rate, "weight_decay": decay} for (rate, decay), p in groups.items()]
 
 
 def batches(docs: Sequence[Document], size: int, rng: random.Random) -> list[list[Document]]:
@@ -83,7 +85,8 @@ def train(config: TrainConfig, config_dir: Path, output: Path | None = None, pro
     head = model.heads[config.head_name]
     rng = random.Random(t.seed)
     steps = t.epochs * -(-len(train_docs) // t.batch_size)
-    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.learning_rate, fused=True)
+    groups = parameter_groups(model, t.weight_decay, t.learning_rate, t.head_learning_rate or t.learning_rate)
+    optimizer = torch.optim.AdamW(groups, lr=t.learning_rate, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup * steps), steps)
     history, best = [], None
     for epoch in range(1, t.epochs + 1):

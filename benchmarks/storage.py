@@ -1,0 +1,68 @@
+"""What each way of storing a fine-tuned pipeline costs in size and in CoNLL04 test F1.
+
+    python benchmarks/storage.py runs/conll04 [--output results.json]
+
+Compares, on the same trained fp32 pipeline: full fp32 weights; every weight rounded to fp16;
+the ``delta`` storage in fp16 and in fp32 (only what differs from the installed base encoder).
+Sizes are of the files actually written (fp16-everything is computed from the tensor sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
+from ner.evaluation import evaluate_model  # noqa: E402
+from ner.pipeline import build_pipeline, extractor_model, load  # noqa: E402
+
+DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def directory_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6, 1)
+
+
+def f1s(model, docs) -> dict:
+    return {name: round(s.micro.f1, 2) for name, s in evaluate_model(model, docs).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("pipeline", type=Path)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(2)
+    schema = read_spert_types(DATA / "conll04" / "types.json")
+    docs = read_spert_json(DATA / "conll04" / "test.json", schema)
+    trained = load(args.pipeline)
+    model = extractor_model(trained)
+    results = {"fp32 full": {"mb": directory_mb(args.pipeline), "f1": f1s(model, docs)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in ("float16", "float32"):
+            out = Path(tmp) / dtype
+            build_pipeline(model, storage="delta", dtype=dtype).to_disk(out)
+            results[f"delta {dtype}"] = {"mb": directory_mb(out), "f1": f1s(extractor_model(load(out)), docs)}
+    params = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    results["fp16 full (every weight rounded)"] = {"mb": round(params * 2 / 1e6, 1), "f1": f1s(model, docs)}
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
