@@ -26,6 +26,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
 from ner.evaluation import evaluate_model  # noqa: E402
+from ner.model import length_batches  # noqa: E402
 from ner.pipeline import DEFAULT_PIPELINE, extractor_model, load  # noqa: E402
 
 DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -56,9 +57,9 @@ def pipe_speed(nlp, texts: list[str], batch_size: int, repeats: int) -> dict:
 
 
 def encoder_speed(model, docs, batch_size: int, repeats: int) -> dict:
-    """The bare transformer over the same sentences, batched the same way (no heads, no spaCy)."""
-    batches = [[d.words for d in docs[i : i + batch_size]] for i in range(0, len(docs), batch_size)]
-    prepared = [model.encoder.tokenize(b) for b in batches]
+    """The bare transformer on the same sentences, length-batched as ``predict`` does (no heads, no spaCy)."""
+    groups = length_batches([len(d.words) for d in docs], batch_size, 8192)
+    prepared = [model.encoder.tokenize([docs[i].words for i in group]) for group in groups]
     pieces = sum(p.num_pieces for p in prepared)
     best = float("inf")
     with torch.inference_mode():
@@ -111,7 +112,11 @@ def main() -> None:
     metrics = Path(args.pipeline) / "metrics.json"
     if metrics.is_file():
         epochs = json.loads(metrics.read_text())["epochs"]
-        result["train_seconds_per_epoch"] = [e["train_seconds"] for e in epochs]
+        seconds = sorted(e["train_seconds"] for e in epochs)
+        result["train_seconds_per_epoch"] = {
+            "median": seconds[len(seconds) // 2],
+            "all": [e["train_seconds"] for e in epochs],
+        }
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

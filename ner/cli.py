@@ -140,7 +140,7 @@ def compact(
 ) -> None:
     """Re-save a pipeline storing only what differs from its base encoder, in half precision."""
     _quiet_transformers()
-    from ner.pipeline import build_pipeline, extractor_model, load
+    from ner.pipeline import build_pipeline, extractor_model, load, save
 
     if storage not in {"delta", "full"} or dtype not in {"float16", "float32"}:
         raise typer.BadParameter("storage must be delta or full, dtype float16 or float32")
@@ -148,7 +148,7 @@ def compact(
     nlp = build_pipeline(
         extractor_model(trained), trained.lang, trained.meta["name"], storage, dtype, meta=trained.meta
     )
-    nlp.to_disk(output)
+    save(nlp, output)
     if (pipeline / "metrics.json").is_file():  # keep the training record with the model
         shutil.copy(pipeline / "metrics.json", output / "metrics.json")
     size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file())

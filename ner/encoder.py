@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils import logging as hf_logging
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,20 @@ def plan_windows(num_pieces: int, window: int, overlap: int) -> list[tuple[int, 
     return [(s, s + window, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-load progress bar and key report, restoring its settings afterwards."""
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def special_tokens(tokenizer: PreTrainedTokenizerFast) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after one sequence ([CLS]/[SEP] for BERT, <s>/</s> for XLM-R)."""
     content = tokenizer(["probe"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
@@ -126,7 +142,8 @@ class Encoder(nn.Module):
         """Load any Hugging Face encoder by hub name or directory (offline aliases resolve to packages)."""
         path = resolve_encoder(name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        transformer = AutoModel.from_pretrained(path, add_pooling_layer=False)
+        with quiet_loading():  # the pooler we leave out is "unexpected" to transformers: not news
+            transformer = AutoModel.from_pretrained(path, add_pooling_layer=False)
         return cls(transformer, tokenizer, **options)
 
     @classmethod

@@ -31,6 +31,12 @@ def build_pipeline(
     return nlp
 
 
+def save(nlp: Language, path: str | Path) -> None:
+    """``nlp.to_disk``, creating missing parent folders (spaCy creates only the last one)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(path)
+
+
 def load(path: str | Path | None = None) -> Language:
     """``spacy.load`` of a pipeline directory; the shipped default when ``path`` is None."""
     return spacy.load(DEFAULT_PIPELINE if path is None else path)

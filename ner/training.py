@@ -25,7 +25,7 @@ from ner.documents import Document
 from ner.encoder import Encoder
 from ner.evaluation import evaluate_model
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
-from ner.pipeline import build_pipeline, extractor_model, load
+from ner.pipeline import build_pipeline, extractor_model, load, save
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def train(config: TrainConfig, config_dir: Path, output: Path | None = None, pro
 def _save(model: ExtractionModel, config: TrainConfig, output: Path, meta: dict) -> None:
     e = config.export
     nlp = build_pipeline(model, e.lang, e.pipeline_name, e.storage, e.dtype, meta={"training": meta})
-    nlp.to_disk(output)
+    save(nlp, output)
 
 
 def _load_model(output: Path) -> ExtractionModel:

@@ -77,7 +77,7 @@ def test_extract_writes_jsonl_and_skips_bad_files(trained, tmp_path):
 
 
 def test_compact_keeps_predictions(trained, tmp_path):
-    out = tmp_path / "compact"
+    out = tmp_path / "nested" / "compact"  # missing parents are created
     result = runner.invoke(
         app, ["compact", str(trained), str(out), "--storage", "delta", "--dtype", "float32"]
     )

@@ -10,9 +10,9 @@ import spacy
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spacy.tokens import DocBin
+from spacy.tokens import DocBin, Span
 
-from ner.components import RelationMention
+from ner.components import RelationMention, _non_overlapping
 from ner.corpora.jsonl import extraction_record
 from ner.extraction import doc_to_document
 from ner.pipeline import build_pipeline, extractor_model
@@ -116,14 +116,15 @@ def test_relations_survive_docbin(nlp):
         assert after.spans["spert"].attrs["scores"] == before.spans["spert"].attrs["scores"]
 
 
-def test_existing_entities_are_kept_where_they_fit(nlp):
-    doc = nlp.make_doc("zzz qqq " + TEXT)
-    doc.ents = [spacy.tokens.Span(doc, 0, 1, label="CUSTOM")]
-    for _, component in nlp.pipeline:
-        doc = component(doc)
-    labels = {e.label_ for e in doc.ents}
-    overlaps = any(e.start == 0 for e in doc.ents if e.label_ != "CUSTOM")
-    assert "CUSTOM" in labels or overlaps
+def test_entity_selection_prefers_score_then_length_and_keeps_earlier_entities():
+    doc = spacy.blank("en")("a b c d e f g")
+    span = lambda start, end, label="X": Span(doc, start, end, label=label)  # noqa: E731
+    scored = [(0.6, span(0, 2)), (0.9, span(1, 3)), (0.7, span(4, 5)), (0.7, span(4, 6)), (0.2, span(6, 7))]
+    existing = [span(0, 1, "OLD"), span(6, 7, "OLD")]
+    chosen = [(s.start, s.end, s.label_) for s in _non_overlapping(scored, existing)]
+    # (1,3) wins over the overlapping (0,2); of the tied (4,5)/(4,6) the longer wins; (6,7) is free
+    # for our low-scored span, and the earlier (0,1) entity survives where nothing of ours overlaps.
+    assert chosen == [(0, 1, "OLD"), (1, 3, "X"), (4, 6, "X"), (6, 7, "X")]
 
 
 def test_a_component_without_model_says_so():

@@ -58,3 +58,22 @@ def test_test_set_scores_match_benchmarks_md():
     measured = {name: round(s.micro.f1, 2) for name, s in scores.items()}
     measured.update({f"{name}_macro": round(s.macro.f1, 2) for name, s in scores.items()})
     assert measured == recorded
+
+
+def test_disk_round_trip_of_the_compact_pipeline(nlp, tmp_path):
+    texts = [
+        (ROOT / "data" / "examples" / name).read_text(encoding="utf-8")
+        for name in ("film.txt", "politics.txt")
+    ]
+    nlp.to_disk(tmp_path / "copy")
+    reloaded = spacy.load(tmp_path / "copy")
+    for before, after in zip(nlp.pipe(texts), reloaded.pipe(texts)):
+        assert [(e.start_char, e.end_char, e.label_) for e in after.ents] == [
+            (e.start_char, e.end_char, e.label_) for e in before.ents
+        ]
+        assert [(h.text, r, t.text) for h, r, t, _ in after._.relations] == [
+            (h.text, r, t.text) for h, r, t, _ in before._.relations
+        ]
+        assert [s for *_, s in after._.relations] == pytest.approx(
+            [s for *_, s in before._.relations], abs=1e-4
+        )
