@@ -7,7 +7,6 @@ summary (and in ``<output>.errors.jsonl``), while every readable document gets a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ner.corpora.jsonl import extraction_record
+from ner.corpora.jsonl import extraction_record, write_jsonl
 from ner.documents import Document, Entity, Relation
 
 logger = logging.getLogger(__name__)
@@ -101,21 +100,14 @@ def extract_files(
         except (OSError, ValueError) as error:
             logger.warning("skipped %s: %s", path, error)
             summary.skipped.append((str(path), str(error)))
-    records = []
+    records = list(extract_texts(nlp, items, head, batch_size))
     output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", encoding="utf-8") as handle:
-        for record in extract_texts(nlp, items, head, batch_size):
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            records.append(record)
-            summary.documents += 1
-            summary.entities += len(record["entities"])
-            summary.relations += len(record["relations"])
+    summary.documents = write_jsonl(records, output)
+    summary.entities = sum(len(r["entities"]) for r in records)
+    summary.relations = sum(len(r["relations"]) for r in records)
     errors = output.with_name(output.name + ".errors.jsonl")
     if summary.skipped:
-        errors.write_text(
-            "".join(json.dumps({"source": s, "reason": r}) + "\n" for s, r in summary.skipped),
-            encoding="utf-8",
-        )
+        write_jsonl(({"source": s, "reason": r} for s, r in summary.skipped), errors)
     elif errors.exists():
         errors.unlink()
     return summary, records
