@@ -43,48 +43,88 @@ def train(
     overrides: Annotated[
         list[str], typer.Option("--set", help="override a config value: training.epochs=3")
     ] = [],  # noqa: B006
+    tasks: Annotated[
+        list[str], typer.Option("--task", help="train only this task of the config (repeatable)")
+    ] = [],  # noqa: B006
+    init_from: Annotated[
+        Path | None, typer.Option(help="continue from this trained pipeline, adding heads for new tasks")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Train a model and write the best epoch as a spaCy pipeline, with metrics.json."""
     _quiet_transformers()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from ner.config import ConfigError, load_config
+    from ner.corpora import CorpusError
+    from ner.tasks import TaskError
     from ner.training import train as run_training
 
     try:
-        settings = load_config(config, _parse_overrides(overrides))
+        extra = {"init_from": str(init_from)} if init_from else {}
+        settings = load_config(config, {**_parse_overrides(overrides), **extra}, only_tasks=tasks)
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from error
-    result = run_training(settings, config.parent, output, progress=not quiet)
+    try:
+        result = run_training(settings, config.parent, output, progress=not quiet)
+    except (TaskError, CorpusError) as error:  # data that disagrees with the config: no traceback
+        typer.echo(f"{config}: {error}", err=True)
+        raise typer.Exit(2) from error
     typer.echo(f"best epoch {result['best_epoch']}; pipeline in {output or settings.output}")
-    if "test" in result:
-        typer.echo(json.dumps({k: v["micro"] for k, v in result["test"].items()}, indent=2))
+    for name, change in result.get("old_heads_dev_f1", {}).items():
+        before, after, delta = change["before"], change["after"], change["change"]
+        typer.echo(f"old head {name}: dev F1 {before:.2f} -> {after:.2f} ({delta:+.2f})")
+    for task, scores in result.get("test", {}).items():
+        figures = ", ".join(f"{k} {v['micro']['f1']:.2f}" for k, v in scores.items())
+        typer.echo(f"{task} test micro F1: {figures}")
 
 
 @app.command()
 def evaluate(
     pipeline: Annotated[Path, typer.Argument(help="pipeline directory")],
-    data: Annotated[Path, typer.Argument(help="SpERT JSON file")],
-    types: Annotated[Path | None, typer.Option(help="types.json (default: beside DATA)")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="gold file; default: every head's own --split, from the pipeline's task records"),
+    ] = None,
     head: Annotated[str | None, typer.Option(help="head to evaluate (default: the first)")] = None,
+    format: Annotated[
+        str | None, typer.Option(help="format of DATA (default: the head's training format, or by suffix)")
+    ] = None,
+    entity_type: Annotated[str | None, typer.Option(help="type of an untyped B/I/O file")] = None,
+    types: Annotated[Path | None, typer.Option(help="SpERT types.json (default: beside DATA)")] = None,
+    split: Annotated[str, typer.Option(help="split to score when DATA is not given")] = "test",
+    data_root: Annotated[
+        Path | None, typer.Option(help="corpora folder (default: $NER_DATA_DIR or ../shared/data)")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the scores as JSON")] = None,
     batch_size: int = 64,
 ) -> None:
-    """Score a pipeline on gold data with SpERT's strict protocol (micro and macro P/R/F1)."""
+    """Score a pipeline on gold data: seqeval strict IOB2 for tagging heads, SpERT's protocol for
+    SpERT heads (micro and macro P/R/F1, per type)."""
     _quiet_transformers()
-    from ner.corpora import read_spert_json, read_spert_types
-    from ner.evaluation import evaluate_model
+    from ner.evaluation import evaluate_file, evaluate_recorded_tasks
     from ner.metrics import format_scores
     from ner.pipeline import extractor_model, load
+    from ner.tasks import TaskError
 
-    types = types or data.parent / "types.json"
-    schema = read_spert_types(types) if types.is_file() else None
-    model = extractor_model(load(pipeline))
-    scores = evaluate_model(model, read_spert_json(data, schema), head, batch_size)
-    typer.echo(format_scores(scores))
+    nlp = load(pipeline)
+    head = head or next(iter(extractor_model(nlp).heads))
+    try:
+        if data is None:
+            root = data_root or Path(os.environ.get("NER_DATA_DIR") or "../shared/data")
+            results = evaluate_recorded_tasks(nlp, root, split, batch_size)
+        else:
+            scores = evaluate_file(nlp, data, head, format, entity_type, types, batch_size)
+            results = {head: scores}
+    except (TaskError, ValueError, KeyError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    for name, scores in results.items():
+        typer.echo(f"===== {name} =====")
+        typer.echo(format_scores(scores))
     if output:
-        output.write_text(json.dumps({k: v.as_dict() for k, v in scores.items()}, indent=2), encoding="utf-8")
+        payload = {name: {k: v.as_dict() for k, v in scores.items()} for name, scores in results.items()}
+        output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
 @app.command()

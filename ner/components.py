@@ -6,8 +6,16 @@ stored on Docs. It writes:
 
 * ``doc.spans[<head name>]``: every span the head predicted (SpERT spans may overlap), with
   their scores in ``doc.spans[<head name>].attrs["scores"]``;
-* ``doc.ents``: a non-overlapping selection (higher score first, then the longer span), merged
-  with entities set by earlier components where they do not overlap;
+* ``doc.ents``: a non-overlapping selection of the heads' spans, merged with entities set by
+  earlier components where they do not overlap. Overlaps between heads (a BC5CDR and an NCBI
+  disease head tagging "breast cancer" and "cancer") are resolved by ``ents_merge``:
+
+  - ``"score"`` (default): the higher score wins, then the longer span, then the earlier one;
+  - ``"length"``: the longer span wins, then the higher score;
+  - ``"priority"``: the head listed first in ``ents_heads`` wins, then score, then length.
+
+  ``ents_heads`` (default: every head) also says which heads feed ``doc.ents`` at all; every
+  head's own predictions are always in ``doc.spans[<head name>]``;
 * ``span._.score`` on those spans, and ``doc._.relations``: ``RelationMention(head, label, tail,
   score)`` tuples, computed from the JSON-serialisable ``doc._.relation_data`` so that relations
   survive ``DocBin(store_user_data=True)``.
@@ -18,7 +26,7 @@ no import of this package.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -27,6 +35,14 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from ner.model import ExtractionModel, HeadOutput
+
+MergeRule = Literal["score", "length", "priority"]
+MERGE_RULES = ("score", "length", "priority")
+_MERGE_KEYS = {  # sort keys of (score, head rank, span): the first in order wins an overlap
+    "score": lambda s, rank, span: (-s, -len(span), span.start, rank),
+    "length": lambda s, rank, span: (-len(span), -s, span.start, rank),
+    "priority": lambda s, rank, span: (rank, -s, -len(span), span.start),
+}
 
 
 class RelationMention(NamedTuple):
@@ -70,6 +86,8 @@ register_extensions()
         "max_batch_words": 8192,
         "segment_by_sentence": True,
         "set_ents": True,
+        "ents_merge": "score",
+        "ents_heads": None,
         "storage": "full",
         "dtype": "float16",
     },
@@ -81,10 +99,22 @@ def make_extractor(
     max_batch_words: int,
     segment_by_sentence: bool,
     set_ents: bool,
+    ents_merge: MergeRule,
+    ents_heads: list[str] | None,
     storage: Literal["full", "delta"],
     dtype: Literal["float16", "float32"],
 ) -> Extractor:
-    return Extractor(name, batch_size, max_batch_words, segment_by_sentence, set_ents, storage, dtype)
+    return Extractor(
+        name,
+        batch_size,
+        max_batch_words,
+        segment_by_sentence,
+        set_ents,
+        storage,
+        dtype,
+        ents_merge=ents_merge,
+        ents_heads=ents_heads,
+    )
 
 
 class Extractor:
@@ -100,7 +130,15 @@ class Extractor:
         storage: Literal["full", "delta"] = "full",
         dtype: Literal["float16", "float32"] = "float16",
         model: ExtractionModel | None = None,
+        ents_merge: MergeRule = "score",
+        ents_heads: Sequence[str] | None = None,
     ) -> None:
+        if ents_merge not in MERGE_RULES:
+            raise ValueError(f"ents_merge must be one of {', '.join(MERGE_RULES)}, not {ents_merge!r}")
+        if ents_merge == "priority" and not ents_heads:
+            raise ValueError("ents_merge = 'priority' needs ents_heads: the heads in order of precedence")
+        self.ents_merge = ents_merge
+        self.ents_heads = list(ents_heads) if ents_heads else None
         self.name = name
         self.batch_size = batch_size
         self.max_batch_words = max_batch_words
@@ -143,6 +181,12 @@ class Extractor:
     def _write(self, doc: Doc, results: list[tuple[list[int], dict[str, HeadOutput]]]) -> None:
         relation_data: list[dict] = list(doc._.relation_data or [])
         selected: list[tuple[float, Span]] = []
+        rank = {name: i for i, name in enumerate(self.ents_heads or self.model.heads)}
+        unknown = set(rank) - set(self.model.heads)
+        if unknown:
+            raise ValueError(
+                f"ents_heads names {sorted(unknown)}, not heads of this model: {list(self.model.heads)}"
+            )
         for name in self.model.heads:
             spans, scores = [], []
             for tokens, output in results:
@@ -155,10 +199,11 @@ class Extractor:
                 relation_data += [_relation_record(head_spans, r) for r in relations]
             doc.spans[name] = spans
             doc.spans[name].attrs["scores"] = scores
-            selected += zip(scores, spans)
+            if name in rank:
+                selected += [(score, rank[name], span) for score, span in zip(scores, spans)]
         doc._.relation_data = relation_data
         if self.set_ents:
-            doc.ents = _non_overlapping(selected, list(doc.ents))
+            doc.ents = _non_overlapping(selected, list(doc.ents), self.ents_merge)
             for span, score in _scores_by_span(selected).items():
                 doc.char_span(span[0], span[1])._.score = score
 
@@ -183,11 +228,14 @@ def _relation_record(spans: list[Span], relation) -> dict:
     }
 
 
-def _non_overlapping(scored: list[tuple[float, Span]], existing: list[Span]) -> list[Span]:
-    """Greedy choice by score, then length; existing entities keep their place where they fit."""
-    taken = [False] * (len(scored[0][1].doc) if scored else 0)
+def _non_overlapping(
+    scored: list[tuple[float, int, Span]], existing: list[Span], rule: MergeRule
+) -> list[Span]:
+    """Greedy choice of ``(score, head rank, span)`` items in ``rule``'s order; existing entities
+    keep their place where nothing chosen overlaps them."""
+    taken = [False] * (len(scored[0][2].doc) if scored else 0)
     chosen = []
-    for _, span in sorted(scored, key=lambda item: (-item[0], -len(item[1]), item[1].start)):
+    for *_, span in sorted(scored, key=lambda item: _MERGE_KEYS[rule](*item)):
         if not any(taken[span.start : span.end]):
             chosen.append(span)
             taken[span.start : span.end] = [True] * len(span)
@@ -195,10 +243,10 @@ def _non_overlapping(scored: list[tuple[float, Span]], existing: list[Span]) -> 
     return sorted(chosen, key=lambda span: span.start)
 
 
-def _scores_by_span(scored: list[tuple[float, Span]]) -> dict[tuple[int, int], float]:
+def _scores_by_span(scored: list[tuple[float, int, Span]]) -> dict[tuple[int, int], float]:
     """The best score per character range (``span._.score`` is keyed by character offsets)."""
     best: dict[tuple[int, int], float] = {}
-    for score, span in scored:
+    for score, _, span in scored:
         key = (span.start_char, span.end_char)
         best[key] = max(score, best.get(key, 0.0))
     return best

@@ -1,8 +1,9 @@
 """Training configuration: TOML files validated by pydantic, with clear messages for wrong values.
 
-Data paths are relative to ``data.root``, which may use ``${VAR:-default}`` (by default
-``${NER_DATA_DIR:-../../shared/data}``); a relative root is taken from the config file's folder,
-so ``pipelines/conll04.toml`` finds ``../shared/data`` beside the repository.
+A config is a list of ``[[tasks]]`` (one dataset and one head each, see :mod:`ner.tasks`) on one
+shared ``[encoder]``. Data paths are relative to ``data_root``, which may use ``${VAR:-default}``
+(by default ``${NER_DATA_DIR:-../../shared/data}``); a relative root is taken from the config
+file's folder, so ``pipelines/conll04.toml`` finds ``../shared/data`` beside the repository.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ner.encoder import DEFAULT_ENCODER
-from ner.heads.spert import SpertConfig
+from ner.tasks import TaskSettings
 
 
 class _Strict(BaseModel):
@@ -34,14 +36,6 @@ class EncoderSettings(_Strict):
     freeze_word_embeddings: bool = False
 
 
-class DataSettings(_Strict):
-    root: str = "${NER_DATA_DIR:-../../shared/data}"
-    train: str
-    dev: str | None = None
-    test: str | None = None
-    types: str
-
-
 class TrainingSettings(_Strict):
     """Optimisation settings; the defaults are SpERT's."""
 
@@ -57,33 +51,54 @@ class TrainingSettings(_Strict):
     seed: int = 42
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's choice")
     eval_batch_size: int = Field(64, ge=1)
-    max_train_docs: int | None = Field(None, ge=1, description="use only the first N training documents")
+    max_train_docs: int | None = Field(
+        None, ge=1, description="use only the first N training documents of each task"
+    )
+    max_dev_docs: int | None = Field(
+        None, ge=1, description="evaluate each epoch on the first N dev documents of each task"
+    )
+    sampling: Literal["shuffle", "proportional", "temperature", "round_robin"] = Field(
+        "shuffle",
+        description="how batches of different tasks are ordered: 'shuffle' (MT-DNN: every batch of every "
+        "task once per epoch, in random order), 'proportional'/'temperature' (draw a task per step with "
+        "probability ~ size or size^(1/T)), 'round_robin' (tasks in turn)",
+    )
+    temperature: float = Field(2.0, ge=1.0, description="T of 'temperature' sampling")
 
 
 class ExportSettings(_Strict):
     storage: Literal["full", "delta"] = "full"
     dtype: Literal["float16", "float32"] = "float16"
-    pipeline_name: str = "conll04_spert"
+    pipeline_name: str = "extractor"
     lang: str = "en"
 
 
 class TrainConfig(_Strict):
     encoder: EncoderSettings = EncoderSettings()
-    head: SpertConfig = SpertConfig()
-    head_name: str = "spert"
-    data: DataSettings
+    data_root: str = "${NER_DATA_DIR:-../../shared/data}"
+    tasks: list[TaskSettings] = Field(min_length=1)
+    init_from: str | None = Field(
+        None,
+        description="a trained pipeline directory to continue from (relative to the working directory): "
+        "its encoder and heads are kept, tasks with new names add heads",
+    )
     training: TrainingSettings = TrainingSettings()
     export: ExportSettings = ExportSettings()
     output: str = "runs/model"
 
-    def data_path(self, name: str, base: Path) -> Path | None:
-        """Absolute path of a data file, or None when it is not configured."""
-        relative = getattr(self.data, name)
-        if relative is None:
-            return None
-        root = Path(expand_env(self.data.root))
-        root = root if root.is_absolute() else base / root
-        return (root / relative).resolve()
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskSettings]) -> list[TaskSettings]:
+        names = [task.name for task in tasks]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"task names must be unique (they name the heads); repeated: {repeated}")
+        return tasks
+
+    def root(self, base: Path) -> Path:
+        """The data folder, with environment variables expanded; relative roots start at ``base``."""
+        root = Path(expand_env(self.data_root))
+        return (root if root.is_absolute() else base / root).resolve()
 
 
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -98,8 +113,11 @@ class ConfigError(ValueError):
     """A configuration file is missing, malformed, or names data that does not exist."""
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
-    """Read and validate a TOML training config; data files must exist."""
+def load_config(
+    path: str | Path, overrides: dict | None = None, only_tasks: Sequence[str] = ()
+) -> TrainConfig:
+    """Read and validate a TOML training config; data files must exist. ``only_tasks`` keeps the
+    named tasks only (single-task baselines from a multi-task config)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -113,15 +131,26 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         for part in parents:
             target = target.setdefault(part, {})
         target[key] = value
+    if only_tasks:
+        known = [task.get("name") for task in data.get("tasks", [])]
+        missing = sorted(set(only_tasks) - set(known))
+        if missing:
+            raise ConfigError(f"{path}: no task named {missing}; tasks: {known}")
+        data["tasks"] = [task for task in data["tasks"] if task.get("name") in only_tasks]
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{path}: invalid configuration\n{error}") from error
-    for name in ("train", "dev", "test", "types"):
-        file = config.data_path(name, path.parent)
-        if file is not None and not file.is_file():
-            raise ConfigError(
-                f"{path}: data.{name} = {file} does not exist "
-                "(set NER_DATA_DIR or data.root to the corpora folder)"
-            )
+    root = config.root(path.parent)
+    for index, task in enumerate(config.tasks):
+        for role, relative in task.files().items():
+            if not (root / relative).is_file():
+                raise ConfigError(
+                    f"{path}: tasks[{index}] ({task.name}).{role} = {root / relative} does not exist "
+                    "(set NER_DATA_DIR or data_root to the corpora folder)"
+                )
+    if config.init_from is not None:
+        init = Path(config.init_from)  # like ``output``: relative to the working directory
+        if not (init / "meta.json").is_file():
+            raise ConfigError(f"{path}: init_from = {init} is not a saved pipeline (no meta.json)")
     return config

@@ -7,7 +7,10 @@
 * Micro P/R/F1 pools all types; macro averages the per-type F1 (and P, R) over the types that
   occur in the gold annotations or in the predictions, as SpERT does through scikit-learn.
 
-All figures are percentages, as in the paper.
+Tagging tasks (multi-task NER) are scored with seqeval in strict mode over IOB2 tags, the
+protocol of the BioBERT/MT-BioNER papers; :func:`seqeval_scores` returns the same :class:`Scores`.
+
+All figures are percentages, as in the papers.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ner.corpora.conll import spans_to_bio
 from ner.documents import Document, canonical_pair
 
 
@@ -110,6 +114,30 @@ def evaluate_documents(
             (relation_items(d, symmetric, True) for d in predicted),
         ),
     }
+
+
+def seqeval_scores(gold: Sequence[Document], predicted: Sequence[Document]) -> Scores:
+    """Entity-level strict P/R/F1 by seqeval over the IOB2 tags of both sides (per type, micro,
+    macro). Predicted entities must not overlap, which holds for tagging heads."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold documents but {len(predicted)} predictions")
+    y_true = [spans_to_bio(len(doc.words), doc.entities) for doc in gold]
+    y_pred = [spans_to_bio(len(doc.words), doc.entities) for doc in predicted]
+    report = classification_report(
+        y_true, y_pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+    )
+
+    def prf(row: dict) -> PRF:
+        return PRF(100 * float(row["precision"]), 100 * float(row["recall"]), 100 * float(row["f1-score"]))
+
+    averages = {"micro avg", "macro avg", "weighted avg"}
+    rows = {label: row for label, row in report.items() if label not in averages}
+    per_type = {label: TypeScore(prf(row), int(row["support"])) for label, row in rows.items()}
+    empty = {"precision": 0, "recall": 0, "f1-score": 0}
+    return Scores(prf(report.get("micro avg", empty)), prf(report.get("macro avg", empty)), per_type)
 
 
 def format_scores(results: dict[str, Scores]) -> str:

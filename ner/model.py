@@ -71,9 +71,14 @@ class ExtractionModel(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
     def predict(
-        self, docs: Sequence[Sequence[str]], batch_size: int = 64, max_batch_words: int = 8192
+        self,
+        docs: Sequence[Sequence[str]],
+        batch_size: int = 64,
+        max_batch_words: int = 8192,
+        heads: Sequence[str] | None = None,
     ) -> list[dict[str, HeadOutput]]:
-        """Every head's output for every document, in input order; empty documents get empty results.
+        """Every head's (or the named ``heads``') output for every document, in input order; empty
+        documents get empty results.
 
         Documents are sorted by length and grouped so that a batch holds at most ``batch_size``
         documents and ``max_batch_words`` padded words: short sentences travel in large batches,
@@ -81,12 +86,13 @@ class ExtractionModel(nn.Module):
         """
         was_training = self.training
         self.eval()
-        results: list[dict[str, HeadOutput]] = [{name: ([], []) for name in self.heads} for _ in docs]
+        names = list(self.heads) if heads is None else list(heads)
+        results: list[dict[str, HeadOutput]] = [{name: ([], []) for name in names} for _ in docs]
         try:
             for batch in length_batches([len(d) for d in docs], batch_size, max_batch_words):
                 encoding = self.encoder(self.encoder.tokenize([docs[i] for i in batch]))
-                for name, head in self.heads.items():
-                    for i, output in zip(batch, head.decode(encoding)):
+                for name in names:
+                    for i, output in zip(batch, self.heads[name].decode(encoding)):
                         results[i][name] = output
         finally:
             self.train(was_training)

@@ -1,8 +1,12 @@
 """The training loop: seeded, AdamW with linear warm-up and decay, dev evaluation every epoch.
 
-The best epoch (by dev relation micro F1 with entity types, then entity micro F1) is written as a
-spaCy pipeline to the output directory as soon as it is reached, so a run that is stopped still
-leaves its best model; ``metrics.json`` beside it records every epoch.
+One loop serves one task (SpERT on CoNLL04) and many (MT-BioNER): every step is one batch of one
+task (:mod:`ner.schedule` orders them), encoded by the shared encoder and scored by that task's
+head alone. The best epoch (by the mean over tasks of dev typed-relation F1 for SpERT heads and
+entity F1 for taggers, then mean entity F1) is written as a spaCy pipeline as soon as it is
+reached, so a run that is stopped still leaves its best model; ``metrics.json`` records every epoch.
+``init_from`` continues from a trained pipeline: its heads are kept, new tasks add heads, and the
+dev F1 of the heads it already had is reported before and after.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +24,14 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ner.config import TrainConfig
-from ner.corpora import read_spert_json, read_spert_types
-from ner.documents import Document
 from ner.encoder import Encoder
-from ner.evaluation import evaluate_model
+from ner.evaluation import evaluate_model, primary_score
+from ner.heads import build_head
+from ner.metrics import Scores
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
 from ner.pipeline import build_pipeline, extractor_model, load, save
+from ner.schedule import epoch_schedule, length_bucketed_batches
+from ner.tasks import TaskData, TaskError, TaskSettings
 
 logger = logging.getLogger(__name__)
 
@@ -53,38 +59,136 @@ def parameter_groups(model: ExtractionModel, weight_decay: float, lr: float, hea
     return [{"params": p, "lr": rate, "weight_decay": decay} for (rate, decay), p in groups.items()]
 
 
-def batches(docs: Sequence[Document], size: int, rng: random.Random) -> list[list[Document]]:
-    order = list(range(len(docs)))
-    rng.shuffle(order)
-    return [[docs[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+def build_model(config: TrainConfig) -> tuple[ExtractionModel, list[dict]]:
+    """The model training starts from, and the task records of its heads (``init_from``'s, or none)."""
+    if config.init_from is not None:
+        nlp = load(config.init_from)
+        return extractor_model(nlp), list(nlp.meta.get("training", {}).get("tasks", []))
+    encoder = Encoder.from_pretrained(
+        config.encoder.name, window=config.encoder.window, overlap=config.encoder.overlap
+    )
+    return ExtractionModel(encoder, {}, config.encoder.name), []
 
 
-def selection_key(scores: dict) -> tuple[float, float]:
-    return scores["relations_with_types"].micro.f1, scores["entities"].micro.f1
+def prepare_tasks(config: TrainConfig, root: Path, model: ExtractionModel) -> list[TaskData]:
+    """Load every task's data and give each new task a fresh head; an existing head's labels must
+    match its task's files."""
+    t = config.training
+    tasks = []
+    for task in config.tasks:
+        existing = model.heads[task.name] if task.name in model.heads else None  # noqa: SIM401 (ModuleDict)
+        data = TaskData(
+            task,
+            root,
+            schema=existing.schema if existing is not None else None,
+            max_train_docs=t.max_train_docs,
+            max_dev_docs=t.max_dev_docs,
+        )
+        if existing is None:
+            model.heads[task.name] = build_head(task.head, model.encoder.hidden_size, data.schema)
+        elif existing.config.type != task.head.type:
+            raise TaskError(
+                f"task {task.name!r}: the pipeline's head is a {existing.config.type}, the config asks "
+                f"for a {task.head.type}; rename the task to add a new head"
+            )
+        tasks.append(data)
+    return tasks
 
 
-def train(config: TrainConfig, config_dir: Path, output: Path | None = None, progress: bool = True) -> dict:
-    """Train the configured model and write the best epoch's pipeline and ``metrics.json`` to ``output``."""
+def monitored_tasks(records: list[dict], config: TrainConfig, root: Path, model) -> list[TaskData]:
+    """Dev sets of heads inherited from ``init_from`` that this run does not train, found through the
+    task records saved in the pipeline (paths relative to the data root). Heads whose dev file is
+    not there are skipped with a warning."""
+    trained = {task.name for task in config.tasks}
+    monitored = []
+    for record in records:
+        task = TaskSettings.model_validate(record)
+        if task.name in trained or task.name not in model.heads or task.dev is None:
+            continue
+        if not (root / task.dev).is_file():
+            logger.warning("not monitoring head %r: its dev file %s is missing", task.name, root / task.dev)
+            continue
+        monitored.append(
+            TaskData(
+                task,
+                root,
+                splits=("dev",),
+                schema=model.heads[task.name].schema,
+                max_dev_docs=config.training.max_dev_docs,
+            )
+        )
+    return monitored
+
+
+def evaluate_tasks(
+    model: ExtractionModel, tasks: list[TaskData], split: str, batch_size: int
+) -> dict[str, dict[str, Scores]]:
+    """Scores of every task's head on that task's ``split`` (tasks without that split are left out)."""
+    return {
+        data.name: evaluate_model(model, getattr(data, split), data.name, batch_size)
+        for data in tasks
+        if getattr(data, split)
+    }
+
+
+def selection_key(scores: dict[str, dict[str, Scores]]) -> tuple[float, float]:
+    """Mean over tasks of the primary score (typed-relation F1 for SpERT, entity F1 for taggers),
+    then mean entity F1."""
+    primary = [primary_score(s) for s in scores.values()]
+    entities = [s["entities"].micro.f1 for s in scores.values()]
+    return sum(primary) / len(primary), sum(entities) / len(entities)
+
+
+def _as_dict(scores: dict[str, dict[str, Scores]]) -> dict:
+    return {task: {name: s.as_dict() for name, s in by_name.items()} for task, by_name in scores.items()}
+
+
+def _f1_changes(before: dict, after: dict) -> dict:
+    """Entity micro F1 of each monitored head before and after this run."""
+    return {
+        name: {
+            "before": before[name]["entities"].micro.f1,
+            "after": after[name]["entities"].micro.f1,
+            "change": after[name]["entities"].micro.f1 - before[name]["entities"].micro.f1,
+        }
+        for name in before
+    }
+
+
+StepHook = Callable[[str, ExtractionModel], None]
+
+
+def train(
+    config: TrainConfig,
+    config_dir: Path,
+    output: Path | None = None,
+    progress: bool = True,
+    on_step: StepHook | None = None,
+) -> dict:
+    """Train the configured tasks on one shared encoder and write the best epoch's pipeline and
+    ``metrics.json`` to ``output``.
+
+    Each step takes one batch of one task; its loss reaches that task's head and the encoder only.
+    ``on_step(task, model)`` runs after each backward pass, before the optimiser step (tests use it
+    to check where gradients went).
+    """
     output = Path(output or config.output)
     t = config.training
     seed_everything(t.seed)
     if t.threads:
         torch.set_num_threads(t.threads)
-    schema = read_spert_types(config.data_path("types", config_dir))
-    train_docs = read_spert_json(config.data_path("train", config_dir), schema)[: t.max_train_docs]
-    dev_path, test_path = config.data_path("dev", config_dir), config.data_path("test", config_dir)
-    dev_docs = read_spert_json(dev_path, schema) if dev_path else []
-    encoder = Encoder.from_pretrained(
-        config.encoder.name, window=config.encoder.window, overlap=config.encoder.overlap
-    )
+    root = config.root(config_dir)
+    model, inherited = build_model(config)
+    old_heads = set(model.heads)
+    tasks = prepare_tasks(config, root, model)
+    monitored = monitored_tasks(inherited, config, root, model) + [d for d in tasks if d.name in old_heads]
     if config.encoder.freeze_word_embeddings:
-        encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
-    model = ExtractionModel.create(
-        encoder, config.encoder.name, {config.head_name: (config.head.model_dump(), schema)}
-    )
-    head = model.heads[config.head_name]
+        model.encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
+    before = evaluate_tasks(model, monitored, "dev", t.eval_batch_size) if monitored else {}
+    records = _task_records(inherited, config)
     rng = random.Random(t.seed)
-    steps = t.epochs * -(-len(train_docs) // t.batch_size)
+    sizes = {d.name: d.task.batch_size or t.batch_size for d in tasks}
+    steps = t.epochs * sum(-(-len(d.train) // sizes[d.name]) for d in tasks)
     groups = parameter_groups(model, t.weight_decay, t.learning_rate, t.head_learning_rate or t.learning_rate)
     optimizer = torch.optim.AdamW(groups, lr=t.learning_rate, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup * steps), steps)
@@ -92,48 +196,70 @@ def train(config: TrainConfig, config_dir: Path, output: Path | None = None, pro
     for epoch in range(1, t.epochs + 1):
         model.train()
         started, total_loss, total_words = time.perf_counter(), 0.0, 0
-        epoch_batches = batches(train_docs, t.batch_size, rng)
-        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{t.epochs}", disable=not progress, unit="batch")
-        for batch in bar:
+        per_task = {
+            d.name: length_bucketed_batches(d.train, [len(doc.words) for doc in d.train], sizes[d.name], rng)
+            for d in tasks
+        }
+        schedule = epoch_schedule(per_task, t.sampling, rng, t.temperature)
+        bar = tqdm(schedule, desc=f"epoch {epoch}/{t.epochs}", disable=not progress, unit="batch")
+        for task, batch in bar:
+            head = model.heads[task]
             targets = head.targets(batch, rng)
             encoding = model.encoder(model.encoder.tokenize([doc.words for doc in batch]))
             loss = head.loss(encoding, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if on_step is not None:
+                on_step(task, model)
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
             scheduler.step()
             total_loss += loss.item()
             total_words += sum(len(doc.words) for doc in batch)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", task=task)
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch,
-            "loss": total_loss / max(1, len(epoch_batches)),
+            "loss": total_loss / max(1, len(schedule)),
             "train_seconds": round(seconds, 1),
             "train_words_per_second": round(total_words / seconds, 1),
         }
-        if dev_docs:
-            scores = evaluate_model(model, dev_docs, config.head_name, t.eval_batch_size)
-            record["dev"] = {name: s.as_dict() for name, s in scores.items()}
-            improved = best is None or selection_key(scores) > best[0]
-        else:
-            scores, improved = None, True
-        if improved:
+        scores = evaluate_tasks(model, tasks, "dev", t.eval_batch_size)
+        if scores:
+            record["dev"] = _as_dict(scores)
+            record["dev_selection"] = selection_key(scores)
+        if best is None or not scores or selection_key(scores) > best[0]:
             best = (selection_key(scores) if scores else (0.0, 0.0), epoch)
-            _save(model, config, output, {"best_epoch": epoch})
+            _save(model, config, output, {"best_epoch": epoch, "tasks": records})
         history.append(record)
         logger.info("epoch %d: %s", epoch, {k: v for k, v in record.items() if k != "dev"})
-        _write_metrics(output, config, history, best)
-    result = {"epochs": history, "best_epoch": best[1] if best else None}
-    if test_path:
-        best_model = _load_model(output)
-        scores = evaluate_model(
-            best_model, read_spert_json(test_path, schema), config.head_name, t.eval_batch_size
-        )
-        result["test"] = {name: s.as_dict() for name, s in scores.items()}
-    _write_metrics(output, config, history, best, result.get("test"))
+        _write_metrics(output, config, {"epochs": history, "best_epoch": best[1]})
+    result: dict = {"epochs": history, "best_epoch": best[1]}
+    best_model = _load_model(output)
+    if monitored:
+        after = evaluate_tasks(best_model, monitored, "dev", t.eval_batch_size)
+        result["old_heads_dev_f1"] = _f1_changes(before, after)
+        for name, change in result["old_heads_dev_f1"].items():
+            logger.info(
+                "old head %s: dev F1 %.2f -> %.2f (%+.2f)",
+                name,
+                change["before"],
+                change["after"],
+                change["change"],
+            )
+    test = evaluate_tasks(best_model, tasks, "test", t.eval_batch_size)
+    if test:
+        result["test"] = _as_dict(test)
+    _write_metrics(output, config, result)
     return result
+
+
+def _task_records(inherited: list[dict], config: TrainConfig) -> list[dict]:
+    """What the pipeline remembers about its heads' data (for ``init_from`` and ``ner evaluate``):
+    the inherited records, replaced by this run's tasks of the same name."""
+    trained = {task.name for task in config.tasks}
+    kept = [record for record in inherited if record.get("name") not in trained]
+    return kept + [task.model_dump(mode="json", exclude_none=True) for task in config.tasks]
 
 
 def _save(model: ExtractionModel, config: TrainConfig, output: Path, meta: dict) -> None:
@@ -146,9 +272,7 @@ def _load_model(output: Path) -> ExtractionModel:
     return extractor_model(load(output))
 
 
-def _write_metrics(output: Path, config: TrainConfig, history: list, best, test: dict | None = None) -> None:
+def _write_metrics(output: Path, config: TrainConfig, result: dict) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    data = {"config": config.model_dump(), "epochs": history, "best_epoch": best[1] if best else None}
-    if test is not None:
-        data["test"] = test
+    data = {"config": config.model_dump(mode="json"), **result}
     (output / "metrics.json").write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -37,7 +37,7 @@ def trained(tmp_path_factory, tiny_encoder_dir) -> Path:
 def test_train_writes_a_loadable_pipeline_and_metrics(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    assert {"entities", "relations", "relations_with_types"} <= set(metrics["test"])
+    assert {"entities", "relations", "relations_with_types"} <= set(metrics["test"]["spert"])
     assert all(e["train_seconds"] >= 0 for e in metrics["epochs"])
     nlp = spacy.load(trained)
     assert nlp.pipe_names == ["sentencizer", "ner_extractor"]
@@ -48,7 +48,7 @@ def test_evaluate_prints_and_writes_scores(trained, tmp_path):
     result = runner.invoke(app, ["evaluate", str(trained), str(DATA / "toy_dev.json"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "relations_with_types" in result.output and "micro" in result.output
-    scores = json.loads(out.read_text())
+    scores = json.loads(out.read_text())["spert"]
     assert set(scores) == {"entities", "relations", "relations_with_types"}
     assert 0.0 <= scores["entities"]["micro"]["f1"] <= 100.0
 
@@ -95,3 +95,60 @@ def test_train_rejects_a_bad_config(tmp_path):
     result = runner.invoke(app, ["train", str(config)])
     assert result.exit_code == 2
     assert "surprise" in result.output
+
+
+@pytest.fixture(scope="module")
+def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
+    output = tmp_path_factory.mktemp("mt") / "pipeline"
+    args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
+    result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
+    assert result.exit_code == 0, result.output
+    assert "genes test micro F1: entities" in result.output and "chemicals test" in result.output
+    return output
+
+
+def test_evaluate_scores_every_head_on_its_own_test_split(multitask, tmp_path):
+    out = tmp_path / "scores.json"
+    result = runner.invoke(app, ["evaluate", str(multitask), "--data-root", str(DATA), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "===== genes =====" in result.output and "Chemical" in result.output
+    scores = json.loads(out.read_text())
+    assert set(scores) == {"genes", "chemicals"}
+    assert set(scores["genes"]["entities"]["per_type"]) <= {"Gene"}
+    trained = json.loads((multitask / "metrics.json").read_text())["test"]
+    assert scores["genes"]["entities"]["micro"] == trained["genes"]["entities"]["micro"]
+
+
+def test_evaluate_one_file_takes_format_and_type_from_the_heads_task(multitask):
+    result = runner.invoke(
+        app, ["evaluate", str(multitask), str(DATA / "toy_genes_dev.tsv"), "--head", "genes"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Gene" in result.output
+    wrong = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(multitask),
+            str(DATA / "toy_chem_dev.tsv"),
+            "--head",
+            "genes",
+            "--format",
+            "crichton_iob",
+        ],
+    )
+    assert wrong.exit_code == 2 and "['Chemical']" in wrong.output
+    missing = runner.invoke(app, ["evaluate", str(multitask), str(DATA / "toy_genes_dev.tsv"), "--head", "x"])
+    assert missing.exit_code == 2 and "no head 'x'" in missing.output
+
+
+def test_train_reports_a_label_mismatch_without_a_traceback(tmp_path, tiny_encoder_dir):
+    config = tmp_path / "c.toml"
+    text = (DATA / "toy_multitask.toml").read_text().replace('data_root = "."', f'data_root = "{DATA}"')
+    config.write_text(text.replace("batch_size = 3", 'batch_size = 3\nlabels = ["Drug"]'))
+    result = runner.invoke(
+        app, ["train", str(config), "--set", f"encoder.name={tiny_encoder_dir}", "--quiet"]
+    )
+    assert result.exit_code == 2
+    assert "['Chemical'] that the head does not predict (['Drug'])" in result.output
+    assert "Traceback" not in result.output

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin, Span
 
-from ner.components import RelationMention, _non_overlapping
+from ner.components import Extractor, RelationMention, _non_overlapping
 from ner.corpora.jsonl import extraction_record
 from ner.extraction import doc_to_document
+from ner.model import ExtractionModel
 from ner.pipeline import build_pipeline, extractor_model
-from tests.conftest import tiny_model
+from tests.conftest import SCHEMA, tiny_encoder, tiny_model
 
 TEXT = (
     "Leonardo DiCaprio starred in Christopher Nolan's thriller Inception. "
@@ -116,15 +117,63 @@ def test_relations_survive_docbin(nlp):
         assert after.spans["spert"].attrs["scores"] == before.spans["spert"].attrs["scores"]
 
 
+def _scored(doc, items):
+    return [(score, rank, Span(doc, start, end, label=label)) for score, rank, start, end, label in items]
+
+
 def test_entity_selection_prefers_score_then_length_and_keeps_earlier_entities():
     doc = spacy.blank("en")("a b c d e f g")
-    span = lambda start, end, label="X": Span(doc, start, end, label=label)  # noqa: E731
-    scored = [(0.6, span(0, 2)), (0.9, span(1, 3)), (0.7, span(4, 5)), (0.7, span(4, 6)), (0.2, span(6, 7))]
-    existing = [span(0, 1, "OLD"), span(6, 7, "OLD")]
-    chosen = [(s.start, s.end, s.label_) for s in _non_overlapping(scored, existing)]
+    items = [
+        (0.6, 0, 0, 2, "X"),
+        (0.9, 0, 1, 3, "X"),
+        (0.7, 0, 4, 5, "X"),
+        (0.7, 0, 4, 6, "X"),
+        (0.2, 0, 6, 7, "X"),
+    ]
+    existing = [Span(doc, 0, 1, label="OLD"), Span(doc, 6, 7, label="OLD")]
+    chosen = [(s.start, s.end, s.label_) for s in _non_overlapping(_scored(doc, items), existing, "score")]
     # (1,3) wins over the overlapping (0,2); of the tied (4,5)/(4,6) the longer wins; (6,7) is free
     # for our low-scored span, and the earlier (0,1) entity survives where nothing of ours overlaps.
     assert chosen == [(0, 1, "OLD"), (1, 3, "X"), (4, 6, "X"), (6, 7, "X")]
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ("score", [(2, 3, "Disease")]),  # "cancer" 0.9 from head 1 beats "breast cancer" 0.8
+        ("length", [(1, 3, "Disease")]),  # the longer span wins
+        ("priority", [(1, 3, "Disease")]),  # head 0 is listed first
+    ],
+)
+def test_merge_rules_between_heads(rule, expected):
+    doc = spacy.blank("en")("with breast cancer")
+    items = [(0.8, 0, 1, 3, "Disease"), (0.9, 1, 2, 3, "Disease")]
+    assert [(s.start, s.end, s.label_) for s in _non_overlapping(_scored(doc, items), [], rule)] == expected
+
+
+def test_merge_settings_are_validated_and_applied_in_the_pipeline():
+    with pytest.raises(ValueError, match="ents_merge must be one of score, length, priority"):
+        Extractor(ents_merge="vote")
+    with pytest.raises(ValueError, match="needs ents_heads"):
+        Extractor(ents_merge="priority")
+    model = ExtractionModel.create(
+        tiny_encoder(), "tiny", {"a": ({"type": "tagger"}, SCHEMA), "b": ({"type": "tagger"}, SCHEMA)}
+    )
+    nlp = build_pipeline(model)
+    component = nlp.get_pipe("ner_extractor")
+    for name in ("a", "b"):  # head "a" tags every word as a Loc entity, head "b" nothing
+        head = model.heads[name]
+        with torch.no_grad():
+            head.classifier.weight.zero_()
+            head.classifier.bias.fill_(-5.0)
+            head.classifier.bias[head.label_ids["B-Loc"]] = 5.0 if name == "a" else -5.0
+    assert [e.label_ for e in nlp("one two").ents] == ["Loc", "Loc"]
+    component.ents_heads = ["b"]
+    doc = nlp("one two")
+    assert list(doc.ents) == [] and len(doc.spans["a"]) == 2, "heads outside ents_heads keep doc.spans"
+    component.ents_heads = ["c"]
+    with pytest.raises(ValueError, match=r"ents_heads names \['c'\]"):
+        nlp("one two")
 
 
 def test_a_component_without_model_says_so():

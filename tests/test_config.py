@@ -20,8 +20,24 @@ def test_the_shipped_conll04_config_is_valid_and_has_the_paper_defaults():
     t = config.training
     assert (t.warmup, t.weight_decay, t.grad_clip, t.batch_size, t.epochs) == (0.1, 0.01, 1.0, 2, 20)
     assert (t.learning_rate, t.head_learning_rate) == (1e-4, 1e-3)  # measured choice, see BENCHMARKS.md
-    assert config.head.max_span_width == 10 and config.head.relation_threshold == 0.4
-    assert config.data_path("train", config_path.parent).name == "train.json"
+    (task,) = config.tasks
+    assert task.head.max_span_width == 10 and task.head.relation_threshold == 0.4
+    assert (config.root(config_path.parent) / task.train).is_file()
+
+
+def test_the_bioner_config_names_four_typed_tasks():
+    config_path = Path(__file__).parents[1] / "pipelines" / "bioner.toml"
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        pytest.skip(f"corpus not available here: {error}")
+    assert [(t.name, t.entity_type) for t in config.tasks] == [
+        ("bc2gm", "Gene"),
+        ("bc5cdr_chem", "Chemical"),
+        ("bc5cdr_disease", "Disease"),
+        ("ncbi_disease", "Disease"),
+    ]
+    assert all(t.head.type == "tagger" for t in config.tasks) and config.training.sampling == "shuffle"
 
 
 def test_training_defaults_are_the_papers():
@@ -30,25 +46,58 @@ def test_training_defaults_are_the_papers():
     assert (t.grad_clip, t.batch_size, t.epochs) == (1.0, 2, 20)
 
 
-def test_unknown_keys_are_rejected_by_name(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('[data]\ntrain="a"\ntypes="b"\n[training]\nepochz = 3\n')
-    with pytest.raises(ConfigError, match="epochz"):
-        load_config(path)
+TASK = '[[tasks]]\nname = "t"\nformat = "crichton_iob"\ntrain = "a.tsv"\n'
 
 
-def test_wrong_values_get_a_clear_message(tmp_path):
+def _write(tmp_path, text: str) -> Path:
     path = tmp_path / "c.toml"
-    path.write_text('[data]\ntrain="a"\ntypes="b"\n[head]\nrelation_threshold = 1.5\n')
-    with pytest.raises(ConfigError, match="relation_threshold"):
-        load_config(path)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (TASK + "[training]\nepochz = 3\n", "epochz"),
+        (TASK + "colour = 1\n", "colour"),
+        (TASK + "[tasks.head]\ntype = 'tagger'\ndropot = 0.2\n", "dropot"),
+        (
+            TASK.replace("crichton_iob", "spert_json")
+            + "[tasks.head]\ntype = 'spert'\nrelation_threshold = 1.5\n",
+            "relation_threshold",
+        ),
+        (TASK + "[tasks.head]\ntype = 'crf'\n", "'spert', 'tagger'"),
+        (TASK.replace("crichton_iob", "iob3"), "iob3"),
+        (TASK.replace("crichton_iob", "biobert_tsv"), "untyped B/I/O; set entity_type"),
+        (TASK.replace("crichton_iob", "spert_json"), "needs 'types'"),
+        (TASK + TASK, "task names must be unique"),
+        (TASK.replace('"t"', '"bad name"'), "name"),
+        ("[training]\nepochs = 3\n", "tasks"),
+        (TASK + "[training]\nsampling = 'random'\n", "round_robin"),
+    ],
+)
+def test_wrong_configs_are_rejected_with_a_message_naming_the_problem(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, text))
 
 
 def test_missing_data_files_are_named(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('[data]\nroot="."\ntrain="nope.json"\ntypes="types.json"\n')
-    with pytest.raises(ConfigError, match="nope.json"):
-        load_config(path)
+    with pytest.raises(ConfigError, match=r"tasks\[0\] \(t\)\.train = .*a\.tsv does not exist"):
+        load_config(_write(tmp_path, 'data_root = "."\n' + TASK))
+
+
+def test_init_from_must_be_a_pipeline(tmp_path, monkeypatch):
+    (tmp_path / "a.tsv").write_text("x\tO\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="not a saved pipeline"):
+        load_config(_write(tmp_path, 'data_root = "."\ninit_from = "nowhere"\n' + TASK))
+
+
+def test_only_tasks_selects_and_names_unknown_ones():
+    config = load_config(DATA / "toy_multitask.toml", only_tasks=["chemicals"])
+    assert [t.name for t in config.tasks] == ["chemicals"]
+    with pytest.raises(ConfigError, match=r"no task named \['proteins'\]"):
+        load_config(DATA / "toy_multitask.toml", only_tasks=["proteins"])
 
 
 def test_environment_variable_root(monkeypatch):

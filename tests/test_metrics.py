@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ner.documents import Document, Entity, Relation
-from ner.metrics import PRF, evaluate_documents, format_scores, score_items
+from ner.metrics import PRF, entity_items, evaluate_documents, format_scores, score_items, seqeval_scores
 
 SYMMETRIC = frozenset({"Spouse"})
 WORDS = [f"w{i}" for i in range(8)]
@@ -147,3 +149,43 @@ def test_mismatched_document_counts_are_rejected():
     """Gold and predictions must pair up one to one."""
     with pytest.raises(ValueError, match="2 gold documents but 1 predictions"):
         evaluate_documents([GOLD_1, GOLD_2], [PRED_1])
+
+
+def _doc(n: int, entities) -> Document:
+    return Document.from_words(["w"] * n, entities=[Entity(*e) for e in entities])
+
+
+def test_seqeval_strict_scores_per_type_micro_and_macro():
+    gold = [_doc(8, [(0, 2, "Gene"), (3, 4, "Gene"), (5, 7, "Chemical")]), _doc(3, [(0, 1, "Chemical")])]
+    predicted = [_doc(8, [(0, 2, "Gene"), (3, 5, "Gene"), (5, 7, "Chemical")]), _doc(3, [])]
+    scores = seqeval_scores(gold, predicted)
+    gene, chem = scores.per_type["Gene"], scores.per_type["Chemical"]
+    assert (gene.prf.precision, gene.prf.recall, gene.support) == (50.0, 50.0, 2)  # (3,5) != (3,4): strict
+    assert (chem.prf.precision, chem.prf.recall, chem.support) == (100.0, 50.0, 2)
+    assert scores.micro.precision == pytest.approx(200 / 3) and scores.micro.recall == 50.0
+    assert scores.macro.f1 == pytest.approx((50.0 + 2 * 100 * 50 / 150) / 2)
+
+
+def test_seqeval_agrees_with_exact_span_matching_on_non_overlapping_entities():
+    rng = random.Random(4)
+    gold, predicted = [], []
+    for _ in range(200):
+        n = rng.randint(1, 12)
+        gold.append(_doc(n, _random_spans(rng, n)))
+        predicted.append(_doc(n, _random_spans(rng, n)))
+    ours = score_items(map(entity_items, gold), map(entity_items, predicted))
+    theirs = seqeval_scores(gold, predicted)
+    assert theirs.micro.f1 == pytest.approx(ours.micro.f1)
+    assert {t: s.support for t, s in theirs.per_type.items() if s.support} == {
+        t: s.support for t, s in ours.per_type.items() if s.support
+    }
+
+
+def _random_spans(rng: random.Random, n: int) -> list[tuple[int, int, str]]:
+    spans, position = [], 0
+    while position < n:
+        width = rng.randint(1, 3)
+        if rng.random() < 0.4 and position + width <= n:
+            spans.append((position, position + width, rng.choice(["A", "B"])))
+        position += width
+    return spans

@@ -1,0 +1,76 @@
+"""The order of training batches: length-bucketed batches per task, then a multi-task schedule.
+
+Each batch holds documents of one task only (MT-DNN, MT-BioNER), so its loss can reach only that
+task's head. How tasks alternate is a choice with known trade-offs, so it is configurable:
+
+* ``shuffle`` (default, MT-DNN): every batch of every task once per epoch, in random order; big
+  datasets get more steps, and every sentence is seen once.
+* ``proportional``: each step draws a task with probability proportional to its size (with
+  replacement, so an epoch may see a sentence twice or not at all).
+* ``temperature``: probability proportional to ``size ** (1 / T)``; T > 1 flattens the mix towards
+  small datasets (T = 1 is proportional, T -> infinity uniform).
+* ``round_robin``: tasks in turn, a small task's batches recycled until the epoch ends.
+
+Every mode yields the same number of steps per epoch (the total number of batches), so epochs and
+learning-rate schedules are comparable across modes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
+Sampling = Literal["shuffle", "proportional", "temperature", "round_robin"]
+BUCKET_BATCHES = 50  # batches per length bucket: sorted within, shuffled across
+
+
+def length_bucketed_batches(
+    items: Sequence[T], lengths: Sequence[int], size: int, rng: random.Random
+) -> list[list[T]]:
+    """Random batches of ``size`` whose members have similar lengths (less padding, same randomness
+    across epochs): shuffle, sort each run of ``BUCKET_BATCHES * size`` items by length, cut, shuffle."""
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    bucket = BUCKET_BATCHES * size
+    batches = []
+    for begin in range(0, len(order), bucket):
+        chunk = sorted(order[begin : begin + bucket], key=lambda i: lengths[i])
+        batches += [[items[i] for i in chunk[k : k + size]] for k in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def task_weights(sizes: Sequence[int], sampling: Sampling, temperature: float) -> list[float]:
+    """Probability of drawing each task per step for the sampled modes."""
+    power = 1.0 / temperature if sampling == "temperature" else 1.0
+    weights = [size**power for size in sizes]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def epoch_schedule(
+    batches: dict[str, list[list[T]]], sampling: Sampling, rng: random.Random, temperature: float = 2.0
+) -> list[tuple[str, list[T]]]:
+    """``(task, batch)`` pairs of one epoch, ``sum(len(b) for b in batches.values())`` steps long."""
+    tasks = [task for task, task_batches in batches.items() if task_batches]
+    steps = sum(len(batches[task]) for task in tasks)
+    if sampling == "shuffle":
+        schedule = [(task, batch) for task in tasks for batch in batches[task]]
+        rng.shuffle(schedule)
+        return schedule
+    if sampling == "round_robin":
+        order = [tasks[step % len(tasks)] for step in range(steps)]
+    else:
+        weights = task_weights([len(batches[task]) for task in tasks], sampling, temperature)
+        order = rng.choices(tasks, weights=weights, k=steps)
+    drawn = {task: 0 for task in tasks}
+    schedule = []
+    for task in order:  # each task's batches in order, recycled (reshuffled) when exhausted
+        index = drawn[task] % len(batches[task])
+        if index == 0 and drawn[task]:
+            rng.shuffle(batches[task])
+        schedule.append((task, batches[task][index]))
+        drawn[task] += 1
+    return schedule

@@ -1,0 +1,139 @@
+"""Training tasks: one dataset, one head. A task names its files, their format and its head.
+
+Multi-task NER (MT-BioNER) is a list of tasks sharing one encoder; SpERT is a task like any other.
+This module turns a task's settings into gold :class:`Document`s and the head's :class:`Schema`,
+and checks that the labels in the files agree with each other and with the configuration, so a
+typo in ``entity_type`` or a wrong split fails before the first training step, not after an hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ner.corpora import read_corpus, read_spert_json, read_spert_types
+from ner.documents import Document, Schema
+from ner.heads.spert import SpertConfig
+from ner.heads.tagger import TaggerConfig
+
+CorpusFormat = Literal["spert_json", "biobert_tsv", "crichton_iob", "conll2003", "conll2002", "wikiann"]
+HeadConfig = Annotated[SpertConfig | TaggerConfig, Field(discriminator="type")]
+SPLITS = ("train", "dev", "test")
+
+
+class TaskError(ValueError):
+    """A task's data disagrees with its configuration (labels, formats, files)."""
+
+
+class TaskSettings(BaseModel):
+    """One dataset and the head that learns from it; paths are relative to the config's ``data_root``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z][\w\-]*$", description="head name; also the doc.spans key")
+    format: CorpusFormat
+    train: str
+    dev: str | None = None
+    test: str | None = None
+    types: str | None = Field(None, description="SpERT types.json (spert_json only)")
+    entity_type: str | None = Field(
+        None, description="the type of an untyped B/I/O corpus (biobert_tsv), e.g. 'Gene'"
+    )
+    labels: list[str] | None = Field(
+        None, description="expected entity labels; the data may not hold others (default: the train set's)"
+    )
+    head: HeadConfig = Field(default_factory=TaggerConfig)
+    batch_size: int | None = Field(None, ge=1, description="default: training.batch_size")
+
+    @model_validator(mode="after")
+    def _format_needs(self) -> TaskSettings:
+        if self.format == "spert_json" and self.types is None:
+            raise ValueError(f"task {self.name!r}: format spert_json needs 'types' (the types.json file)")
+        if self.format != "spert_json" and self.types is not None:
+            raise ValueError(f"task {self.name!r}: 'types' is only for spert_json")
+        if self.format == "biobert_tsv" and self.entity_type is None:
+            raise ValueError(
+                f"task {self.name!r}: biobert_tsv tags are untyped B/I/O; set entity_type (e.g. 'Disease')"
+            )
+        if self.format in ("spert_json",) and self.entity_type is not None:
+            raise ValueError(f"task {self.name!r}: entity_type is only for untyped column formats")
+        return self
+
+    def files(self) -> dict[str, str]:
+        """The configured files by role (``train``, ``dev``, ``test``, ``types``)."""
+        roles = {"train": self.train, "dev": self.dev, "test": self.test, "types": self.types}
+        return {role: path for role, path in roles.items() if path is not None}
+
+
+def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None = None) -> list[Document]:
+    """Gold documents of one split (``[]`` when the task has none)."""
+    relative = getattr(task, split)
+    if relative is None:
+        return []
+    path = root / relative
+    if task.format == "spert_json":
+        return read_spert_json(path, schema or read_spert_types(root / task.types))
+    overrides = {"entity_type": task.entity_type} if task.entity_type else {}
+    return read_corpus(path, task.format, **overrides)
+
+
+def labels_in(docs: Sequence[Document]) -> list[str]:
+    """Entity labels of ``docs``, sorted, so a schema does not depend on sentence order."""
+    return sorted({entity.label for doc in docs for entity in doc.entities})
+
+
+def task_schema(task: TaskSettings, root: Path, train_docs: Sequence[Document]) -> Schema:
+    """The head's label inventory: the types file, ``labels``, or the train set's labels."""
+    if task.format == "spert_json":
+        schema = read_spert_types(root / task.types)
+        if task.labels is not None and sorted(task.labels) != sorted(schema.entity_labels):
+            raise TaskError(
+                f"task {task.name!r}: labels {task.labels} differ from {task.types}: "
+                f"{list(schema.entity_labels)}"
+            )
+        return schema
+    labels = task.labels if task.labels is not None else labels_in(train_docs)
+    if not labels:
+        raise TaskError(f"task {task.name!r}: {task.train} holds no entities")
+    return Schema(entity_labels=tuple(labels), relation_types=())
+
+
+def check_labels(head: str, path: str | Path, docs: Sequence[Document], schema: Schema) -> None:
+    """Every entity label in ``docs`` (read from ``path``) must be one the head predicts."""
+    unknown = sorted(set(labels_in(docs)) - set(schema.entity_labels))
+    if unknown:
+        raise TaskError(
+            f"head {head!r}: {path} has labels {unknown} that the head does not predict "
+            f"({list(schema.entity_labels)}); fix 'labels'/'entity_type' or the file"
+        )
+
+
+class TaskData:
+    """A task's settings, schema and gold documents, loaded and checked once.
+
+    ``schema`` is given when the head already exists (a pipeline being extended): the files must
+    then fit the trained head's labels instead of defining them.
+    """
+
+    def __init__(
+        self,
+        task: TaskSettings,
+        root: Path,
+        *,
+        splits: Sequence[str] = SPLITS,
+        schema: Schema | None = None,
+        max_train_docs: int | None = None,
+        max_dev_docs: int | None = None,
+    ) -> None:
+        self.task = task
+        self.name = task.name
+        train = read_split(task, "train", root, schema) if "train" in splits else []
+        self.schema = schema or task_schema(task, root, train)
+        self.train = train[:max_train_docs]
+        self.dev = read_split(task, "dev", root, self.schema)[:max_dev_docs] if "dev" in splits else []
+        self.test = read_split(task, "test", root, self.schema) if "test" in splits else []
+        for split in splits:
+            check_labels(task.name, getattr(task, split), getattr(self, split), self.schema)

@@ -1,0 +1,140 @@
+"""Multi-task NER: per-dataset heads on one encoder, partial labels, one encoder pass at inference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import spacy
+import torch
+
+from ner.config import load_config
+from ner.model import ExtractionModel
+from ner.pipeline import build_pipeline
+from ner.tasks import TaskError
+from ner.training import train
+from tests.conftest import SCHEMA, tiny_encoder
+
+DATA = Path(__file__).parent / "data"
+CONFIG = DATA / "toy_multitask.toml"
+
+
+def _config(encoder_dir: Path, **overrides):
+    return load_config(CONFIG, {"encoder.name": str(encoder_dir), **overrides})
+
+
+@pytest.fixture(scope="module")
+def multitask_run(tmp_path_factory, tiny_encoder_dir):
+    """Two toy datasets with disjoint types (genes: untyped BioBERT TSV; chemicals: typed IOB)."""
+    output = tmp_path_factory.mktemp("mt") / "pipeline"
+    steps: list[tuple[str, set[str], bool]] = []
+
+    def record(task: str, model: ExtractionModel) -> None:
+        heads_with_grad = {
+            name
+            for name, head in model.heads.items()
+            if any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+        }
+        encoder_grad = any(p.grad is not None for p in model.encoder.parameters())
+        steps.append((task, heads_with_grad, encoder_grad))
+
+    result = train(_config(tiny_encoder_dir), DATA, output, progress=False, on_step=record)
+    return output, result, steps
+
+
+def test_each_head_receives_only_its_own_datasets_loss(multitask_run):
+    _, _, steps = multitask_run
+    tasks = [task for task, _, _ in steps]
+    # 12 gene sentences in batches of 4, 10 chemical sentences in batches of 3, for 2 epochs
+    assert sorted(set(tasks)) == ["chemicals", "genes"]
+    assert tasks.count("genes") == 2 * 3 and tasks.count("chemicals") == 2 * 4
+    for task, heads_with_grad, encoder_grad in steps:
+        assert heads_with_grad == {task}, f"a {task} batch reached heads {heads_with_grad}"
+        assert encoder_grad, "the shared encoder learns from every task"
+
+
+def test_the_pipeline_has_one_head_per_dataset_with_its_own_labels(multitask_run):
+    output, result, _ = multitask_run
+    nlp = spacy.load(output)
+    model = nlp.get_pipe("ner_extractor").model
+    assert list(model.heads) == ["genes", "chemicals"]
+    assert model.heads["genes"].schema.entity_labels == ("Gene",)
+    assert model.heads["chemicals"].schema.entity_labels == ("Chemical",)
+    doc = nlp("Binding of cisplatin to BRCA1 was not observed .")
+    assert set(doc.spans) >= {"genes", "chemicals"}
+    assert {s.label_ for s in doc.spans["genes"]} <= {"Gene"}
+    assert {s.label_ for s in doc.spans["chemicals"]} <= {"Chemical"}
+    assert set(result["test"]) == {"genes", "chemicals"}
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert set(metrics["epochs"][0]["dev"]) == {"genes", "chemicals"}
+    recorded = [t["name"] for t in nlp.meta["training"]["tasks"]]
+    assert recorded == ["genes", "chemicals"], "the pipeline remembers its tasks (for evaluate/init_from)"
+
+
+def test_inference_runs_the_encoder_once_per_batch_whatever_the_number_of_heads(monkeypatch):
+    encoder = tiny_encoder()
+    schemas = {"spert": SCHEMA, "a": SCHEMA, "b": SCHEMA}
+    specs = {name: ({"type": "spert" if name == "spert" else "tagger"}, s) for name, s in schemas.items()}
+    model = ExtractionModel.create(encoder, "tiny", specs)
+    calls = []
+    original = type(encoder).forward
+    monkeypatch.setattr(
+        type(encoder), "forward", lambda self, batch: calls.append(1) or original(self, batch)
+    )
+    docs = [["Word"] * (1 + i % 7) for i in range(10)]
+    outputs = model.predict(docs, batch_size=4)
+    assert len(calls) == 3 and all(set(o) == set(specs) for o in outputs)
+    calls.clear()
+    nlp = build_pipeline(model)
+    list(nlp.pipe([" ".join(d) for d in docs], batch_size=10))
+    assert len(calls) == 1, "ten docs fit one model batch (64): one pass for three heads"
+
+
+def test_adding_a_task_keeps_the_old_head_and_reports_its_dev_f1_change(tmp_path, tiny_encoder_dir):
+    first = tmp_path / "genes"
+    train(
+        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir)}, only_tasks=["genes"]),
+        DATA,
+        first,
+        progress=False,
+    )
+    old_head = {
+        k: v.clone()
+        for k, v in spacy.load(first).get_pipe("ner_extractor").model.heads["genes"].state_dict().items()
+    }
+    config = load_config(CONFIG, {"init_from": str(first)}, only_tasks=["chemicals"])
+    second = tmp_path / "both"
+    result = train(config, DATA, second, progress=False)
+    change = result["old_heads_dev_f1"]["genes"]
+    assert change["change"] == pytest.approx(change["after"] - change["before"])
+    model = spacy.load(second).get_pipe("ner_extractor").model
+    assert list(model.heads) == ["genes", "chemicals"]
+    for key, value in model.heads["genes"].state_dict().items():
+        assert torch.equal(value, old_head[key]), "the old head gets no gradient from the new task"
+    assert [t["name"] for t in spacy.load(second).meta["training"]["tasks"]] == ["genes", "chemicals"]
+
+
+def test_a_task_whose_files_disagree_with_its_labels_is_rejected(tmp_path, tiny_encoder_dir):
+    config = _config(tiny_encoder_dir)
+    config.tasks[1].labels = ["Drug"]  # the chemical file says Chemical
+    with pytest.raises(TaskError, match=r"'chemicals'.*\['Chemical'\].*\['Drug'\]"):
+        train(config, DATA, tmp_path / "x", progress=False)
+
+
+def test_an_existing_head_must_fit_its_tasks_labels(tmp_path, tiny_encoder_dir):
+    first = tmp_path / "genes"
+    train(
+        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir)}, only_tasks=["genes"]),
+        DATA,
+        first,
+        progress=False,
+    )
+    config = load_config(CONFIG, {"init_from": str(first)}, only_tasks=["genes"])
+    config.tasks[0].entity_type = "Protein"
+    with pytest.raises(TaskError, match="Protein"):
+        train(config, DATA, tmp_path / "x", progress=False)
+    data = config.model_dump()
+    data["tasks"][0].update(entity_type="Gene", head={"type": "spert"})
+    with pytest.raises(TaskError, match="the pipeline's head is a tagger"):
+        train(type(config).model_validate(data), DATA, tmp_path / "y", progress=False)

@@ -1,0 +1,74 @@
+"""Multi-task batch schedules: one task per batch, every mode seeded and of the same length."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ner.schedule import epoch_schedule, length_bucketed_batches, task_weights
+
+
+@given(st.lists(st.integers(1, 80), max_size=300), st.integers(1, 40), st.integers(0, 10**6))
+def test_bucketed_batches_hold_every_item_once_in_batches_of_at_most_size(lengths, size, seed):
+    items = list(range(len(lengths)))
+    batches = length_bucketed_batches(items, lengths, size, random.Random(seed))
+    assert sorted(i for batch in batches for i in batch) == items
+    assert all(1 <= len(batch) <= size for batch in batches)
+    assert batches == length_bucketed_batches(items, lengths, size, random.Random(seed))
+
+
+def test_bucketing_reduces_padding():
+    rng = random.Random(0)
+    lengths = [rng.randint(1, 100) for _ in range(3200)]
+    items = list(range(len(lengths)))
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    plain = [items[k : k + 32] for k in range(0, len(items), 32)]
+    bucketed = length_bucketed_batches(items, lengths, 32, random.Random(1))
+    assert padded(bucketed) < 0.7 * padded(plain)
+
+
+def _batches() -> dict[str, list[list[str]]]:
+    return {
+        "big": [[f"big{i}"] for i in range(30)],
+        "small": [[f"small{i}"] for i in range(6)],
+        "empty": [],
+    }
+
+
+@pytest.mark.parametrize("sampling", ["shuffle", "proportional", "temperature", "round_robin"])
+def test_every_mode_gives_single_task_batches_and_the_same_number_of_steps(sampling):
+    schedule = epoch_schedule(_batches(), sampling, random.Random(0), temperature=3.0)
+    assert len(schedule) == 36
+    for task, batch in schedule:
+        assert all(item.startswith(task) for item in batch)
+    assert epoch_schedule(_batches(), sampling, random.Random(0), 3.0) == schedule
+
+
+def test_shuffle_takes_every_batch_exactly_once():
+    schedule = epoch_schedule(_batches(), "shuffle", random.Random(5))
+    assert sorted(b[0] for _, b in schedule) == sorted(b[0] for bs in _batches().values() for b in bs)
+    assert [t for t, _ in schedule[:10]] != ["big"] * 10, "tasks are interleaved"
+
+
+def test_round_robin_alternates_and_recycles_the_small_task():
+    schedule = epoch_schedule(_batches(), "round_robin", random.Random(0))
+    assert [t for t, _ in schedule[:4]] == ["big", "small", "big", "small"]
+    counts = Counter(t for t, _ in schedule)
+    assert counts == {"big": 18, "small": 18}
+    small = [b[0] for t, b in schedule if t == "small"]
+    assert set(small) == {f"small{i}" for i in range(6)} and len(small) == 18
+
+
+def test_temperature_flattens_the_mix():
+    assert task_weights([90, 10], "proportional", 1.0) == pytest.approx([0.9, 0.1])
+    assert task_weights([90, 10], "temperature", 2.0) == pytest.approx([0.75, 0.25])
+    many = epoch_schedule({"a": [[1]] * 900, "b": [[2]] * 100}, "temperature", random.Random(0), 2.0)
+    share = Counter(t for t, _ in many)["b"] / len(many)
+    assert 0.2 < share < 0.3
