@@ -172,6 +172,7 @@ def train(
     ``on_step(task, model)`` runs after each backward pass, before the optimiser step (tests use it
     to check where gradients went).
     """
+    run_started = time.perf_counter()
     output = Path(output or config.output)
     t = config.training
     seed_everything(t.seed)
@@ -250,6 +251,7 @@ def train(
     test = evaluate_tasks(best_model, tasks, "test", t.eval_batch_size)
     if test:
         result["test"] = _as_dict(test)
+    result["wall_seconds"] = round(time.perf_counter() - run_started, 1)  # loading to test scores
     _write_metrics(output, config, result)
     return result
 

@@ -1,0 +1,150 @@
+"""MT-BioNER benchmark: one multi-task model against one single-task model per dataset.
+
+    python benchmarks/bioner.py --multi runs/bioner --single runs/bioner_{task} \\
+        [--logs runs] [--sentences 500] [--threads 2] [--output benchmarks/results/bioner.json]
+
+* Accuracy: each run's test scores from its ``metrics.json`` (written by ``ner train`` with the
+  evaluator of ``ner evaluate``: seqeval strict, IOB2, on the full official test split).
+* Training time: the sum of the epochs' training seconds, and the whole command's wall time
+  (loading, dev evaluation, saving and test scoring included) from ``metrics.json`` or, for runs
+  made before it was recorded there, from the ``/usr/bin/time -v`` log ``<logs>/log_<run>.txt``.
+* Inference: the same raw sentences (the first ``--sentences`` of each test set, tokens joined by
+  spaces) through ``nlp.pipe`` of the multi-task pipeline, and through the four single-task
+  pipelines one after another; both measured in this process, best of ``--repeats``, so the ratio
+  does not depend on the machine's speed that day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from ner.config import load_config  # noqa: E402
+from ner.pipeline import load  # noqa: E402
+from ner.tasks import read_split  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "pipelines" / "bioner.toml"
+#: Single-task BioBERT v1.1 test F1 (the MT-BioNER paper's baselines), for the gap we report.
+REFERENCE = {"bc2gm": 84.72, "bc5cdr_chem": 93.47, "bc5cdr_disease": 87.15, "ncbi_disease": 89.71}
+
+
+def wall_from_log(path: Path) -> float | None:
+    """``Elapsed (wall clock) time`` of a ``/usr/bin/time -v`` log, in seconds."""
+    if not path.is_file():
+        return None
+    match = re.search(r"Elapsed \(wall clock\) time.*?: (?:(\d+):)?(\d+):([\d.]+)", path.read_text())
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def run_summary(directory: Path, log: Path | None) -> dict:
+    metrics = json.loads((directory / "metrics.json").read_text())
+    return {
+        "test_f1": {
+            task: round(scores["entities"]["micro"]["f1"], 2) for task, scores in metrics["test"].items()
+        },
+        "epochs": len(metrics["epochs"]),
+        "best_epoch": metrics["best_epoch"],
+        "train_seconds": round(sum(e["train_seconds"] for e in metrics["epochs"]), 1),
+        "wall_seconds": metrics.get("wall_seconds") or (wall_from_log(log) if log else None),
+    }
+
+
+def pipe_seconds(nlp, texts: list[str], batch_size: int, repeats: int) -> float:
+    list(nlp.pipe(texts[:64], batch_size=batch_size))  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in nlp.pipe(texts, batch_size=batch_size):
+            pass
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--multi", type=Path, default=Path("runs/bioner"))
+    parser.add_argument("--single", default="runs/bioner_{task}", help="pattern of the single-task runs")
+    parser.add_argument("--logs", type=Path, help="folder of /usr/bin/time -v logs log_<run>.txt")
+    parser.add_argument("--sentences", type=int, default=500, help="test sentences per dataset for speed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+
+    config = load_config(CONFIG)
+    root = config.root(CONFIG.parent)
+    tasks = [task.name for task in config.tasks]
+    singles = {task: Path(args.single.format(task=task)) for task in tasks}
+    log = (lambda name: args.logs / f"log_{name}.txt") if args.logs else (lambda name: None)
+    multi = run_summary(args.multi, log("multi"))
+    single = {task: run_summary(path, log(task)) for task, path in singles.items()}
+    single_f1 = {task: single[task]["test_f1"][task] for task in tasks}
+    mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
+
+    texts = []
+    for task in config.tasks:
+        docs = read_split(task, "test", root)[: args.sentences]
+        texts += [" ".join(doc.words) for doc in docs]
+    words = sum(len(text.split()) for text in texts)
+    multi_nlp = load(args.multi)
+    multi_seconds = pipe_seconds(multi_nlp, texts, args.batch_size, args.repeats)
+    single_seconds = {}
+    for task, path in singles.items():
+        single_seconds[task] = pipe_seconds(load(path), texts, args.batch_size, args.repeats)
+    total_single = sum(single_seconds.values())
+
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads",
+        "encoder": config.encoder.name,
+        "accuracy": {
+            "multi_task": {**multi["test_f1"], "mean": mean(multi["test_f1"].values())},
+            "single_task": {**single_f1, "mean": mean(single_f1.values())},
+            "biobert_reference": {**REFERENCE, "mean": mean(REFERENCE.values())},
+        },
+        "training": {
+            "multi_task": multi,
+            "single_task": single,
+            "single_task_total_train_seconds": round(sum(s["train_seconds"] for s in single.values()), 1),
+            "single_task_total_wall_seconds": round(sum(s["wall_seconds"] or 0 for s in single.values()), 1),
+        },
+        "inference": {
+            "texts": f"first {args.sentences} test sentences of each of {tasks}: {len(texts)} sentences, "
+            f"{words} words",
+            "multi_task_seconds": round(multi_seconds, 2),
+            "multi_task_words_per_s": round(words / multi_seconds),
+            "single_tasks_seconds": {task: round(s, 2) for task, s in single_seconds.items()},
+            "single_tasks_sequential_words_per_s": round(words / total_single),
+            "multi_over_singles_time": round(multi_seconds / total_single, 3),
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
