@@ -138,3 +138,30 @@ def test_an_existing_head_must_fit_its_tasks_labels(tmp_path, tiny_encoder_dir):
     data["tasks"][0].update(entity_type="Gene", head={"type": "spert"})
     with pytest.raises(TaskError, match="the pipeline's head is a tagger"):
         train(type(config).model_validate(data), DATA, tmp_path / "y", progress=False)
+
+
+def test_a_spert_task_and_a_tagging_task_train_on_one_encoder(tmp_path, tiny_encoder_dir):
+    config = tmp_path / "mixed.toml"
+    spert = (DATA / "toy.toml").read_text().split("[training]")[0].replace('data_root = "."', "")
+    genes = CONFIG.read_text().split("[[tasks]]")[1]
+    config.write_text(f'data_root = "{DATA}"\n{spert}\n[[tasks]]{genes}\n[training]\nepochs = 1\n')
+    steps: list[tuple[str, set[str]]] = []
+
+    def record(task: str, model: ExtractionModel) -> None:
+        steps.append(
+            (task, {n for n, h in model.heads.items() if any(p.grad is not None for p in h.parameters())})
+        )
+
+    result = train(
+        load_config(config, {"encoder.name": str(tiny_encoder_dir)}),
+        DATA,
+        tmp_path / "out",
+        progress=False,
+        on_step=record,
+    )
+    assert {task for task, _ in steps} == {"spert", "genes"}
+    assert all(heads == {task} for task, heads in steps)
+    assert set(result["test"]["spert"]) == {"entities", "relations", "relations_with_types"}
+    assert set(result["test"]["genes"]) == {"entities"}
+    doc = spacy.load(tmp_path / "out")("Leonardo DiCaprio works for Warner Bros in Los Angeles .")
+    assert set(doc.spans) >= {"spert", "genes"}
