@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ner.corpora import read_corpus, read_spert_json, read_spert_types
 from ner.documents import Document, Schema
-from ner.heads.spert import SpertConfig
+from ner.heads import HEAD_TYPES
 from ner.heads.tagger import TaggerConfig
 
 CorpusFormat = Literal["spert_json", "biobert_tsv", "crichton_iob", "conll2003", "conll2002", "wikiann"]
-HeadConfig = Annotated[SpertConfig | TaggerConfig, Field(discriminator="type")]
+# Any registered head's config, chosen by its ``type`` (a new head type needs no change here).
+HeadConfig = Annotated[Union[tuple(config for config, _ in HEAD_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 SPLITS = ("train", "dev", "test")
 
 
