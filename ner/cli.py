@@ -92,6 +92,14 @@ def evaluate(
     ] = None,
     entity_type: Annotated[str | None, typer.Option(help="type of an untyped B/I/O file")] = None,
     types: Annotated[Path | None, typer.Option(help="SpERT types.json (default: beside DATA)")] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(help="language of DATA: picks the CoNLL-2002 (es, nl) or 2003 (en, de) format"),
+    ] = None,
+    ignore_labels: Annotated[
+        list[str],
+        typer.Option("--ignore-label", help="leave this type out of gold and predictions (WikiANN: MISC)"),
+    ] = [],  # noqa: B006
     split: Annotated[str, typer.Option(help="split to score when DATA is not given")] = "test",
     data_root: Annotated[
         Path | None, typer.Option(help="corpora folder (default: $NER_DATA_DIR or ../shared/data)")
@@ -114,7 +122,9 @@ def evaluate(
             root = data_root or Path(os.environ.get("NER_DATA_DIR") or "../shared/data")
             results = evaluate_recorded_tasks(nlp, root, split, batch_size)
         else:
-            scores = evaluate_file(nlp, data, head, format, entity_type, types, batch_size)
+            scores = evaluate_file(
+                nlp, data, head, format, entity_type, types, batch_size, lang, ignore_labels
+            )
             results = {head: scores}
     except (TaskError, ValueError, KeyError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)

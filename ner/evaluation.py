@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ner.corpora import FORMATS, read_corpus, read_spert_json, read_spert_types
-from ner.documents import Document
+from ner.documents import Document, Schema
 from ner.heads.tagger import TaggerHead
 from ner.metrics import Scores, evaluate_documents, seqeval_scores
 from ner.model import ExtractionModel
@@ -31,18 +31,42 @@ def predict_documents(
 
 
 def evaluate_model(
-    model: ExtractionModel, docs: Sequence[Document], head: str | None = None, batch_size: int = 64
+    model: ExtractionModel,
+    docs: Sequence[Document],
+    head: str | None = None,
+    batch_size: int = 64,
+    ignore_labels: Sequence[str] = (),
 ) -> dict[str, Scores]:
     """Scores of one head (the only head when ``head`` is None) on ``docs``: ``{"entities": ...}`` for
-    a tagger, plus ``"relations"`` and ``"relations_with_types"`` for SpERT."""
+    a tagger, plus ``"relations"`` and ``"relations_with_types"`` for SpERT.
+
+    ``ignore_labels`` removes entities of those types from the gold and the predictions before
+    scoring: the explicit mapping when a test set lacks a type the head predicts (WikiANN has no
+    MISC). Only for tagging heads, whose entities no relation refers to.
+    """
     head = head or next(iter(model.heads))
     if head not in model.heads:
         raise KeyError(f"no head {head!r} in the model; heads: {list(model.heads)}")
-    predicted = predict_documents(model, docs, head, batch_size)
     module = model.heads[head]
+    predicted = predict_documents(model, docs, head, batch_size)
+    if ignore_labels:
+        if not isinstance(module, TaggerHead):
+            raise ValueError(
+                "ignore_labels applies to tagging heads only (SpERT relations point at entities)"
+            )
+        docs, predicted = _without(docs, ignore_labels), _without(predicted, ignore_labels)
     if isinstance(module, TaggerHead):
         return {"entities": seqeval_scores(docs, predicted)}
     return evaluate_documents(docs, predicted, module.schema.symmetric_relations)
+
+
+def _without(docs: Sequence[Document], labels: Sequence[str]) -> list[Document]:
+    """Copies of ``docs`` without entities of ``labels`` (and without relations: taggers have none)."""
+    drop = set(labels)
+    return [
+        Document(d.words, d.text, d.offsets, entities=[e for e in d.entities if e.label not in drop], id=d.id)
+        for d in docs
+    ]
 
 
 def primary_score(scores: dict[str, Scores]) -> float:
@@ -76,6 +100,10 @@ def evaluate_recorded_tasks(
     return results
 
 
+#: The column format of each CoNLL shared-task language (``--lang``): 2002 for es/nl, 2003 for en/de.
+CONLL_FORMAT_BY_LANGUAGE = {"es": "conll2002", "nl": "conll2002", "en": "conll2003", "de": "conll2003"}
+
+
 def evaluate_file(
     nlp,
     path: Path,
@@ -84,20 +112,19 @@ def evaluate_file(
     entity_type: str | None = None,
     types: Path | None = None,
     batch_size: int = 64,
+    lang: str | None = None,
+    ignore_labels: Sequence[str] = (),
 ) -> dict[str, Scores]:
-    """One head on one gold file. The format and entity type default to the head's training task,
-    else SpERT JSON for ``.json`` files."""
+    """One head on one gold file. The format is ``format``, else the CoNLL format of ``lang``, else
+    the head's training task's, else SpERT JSON for ``.json`` files; the entity type of untyped
+    files defaults to the head's training task's."""
     model = extractor_model(nlp)
     head = head or next(iter(model.heads))
     if head not in model.heads:
         raise KeyError(f"no head {head!r} in the pipeline; heads: {list(model.heads)}")
     recorded = task_records(nlp).get(head)
     path = Path(path)
-    suffix_format = "spert_json" if path.suffix == ".json" else None
-    format = format or (recorded.format if recorded else None) or suffix_format
-    if format is None:
-        known = ", ".join([*FORMATS, "spert_json"])
-        raise ValueError(f"cannot tell the format of {path}; pass --format ({known})")
+    format = _file_format(path, format, lang, recorded)
     schema = model.heads[head].schema
     if format == "spert_json":
         types = types or path.parent / "types.json"
@@ -105,5 +132,21 @@ def evaluate_file(
     else:
         entity_type = entity_type or (recorded.entity_type if recorded else None)
         docs = read_corpus(path, format, **({"entity_type": entity_type} if entity_type else {}))
-    check_labels(head, path, docs, schema)
-    return evaluate_model(model, docs, head, batch_size)
+    known = Schema(tuple(label for label in schema.entity_labels if label not in ignore_labels), ())
+    check_labels(head, path, _without(docs, ignore_labels), known)
+    return evaluate_model(model, docs, head, batch_size, ignore_labels)
+
+
+def _file_format(path: Path, format: str | None, lang: str | None, recorded: TaskSettings | None) -> str:
+    if format:
+        return format
+    if lang and path.suffix != ".json":
+        if lang not in CONLL_FORMAT_BY_LANGUAGE:
+            raise ValueError(f"no CoNLL format known for language {lang!r}; pass --format")
+        return CONLL_FORMAT_BY_LANGUAGE[lang]
+    if recorded:
+        return recorded.format
+    if path.suffix == ".json":
+        return "spert_json"
+    known = ", ".join([*FORMATS, "spert_json"])
+    raise ValueError(f"cannot tell the format of {path}; pass --format ({known})")

@@ -152,3 +152,23 @@ def test_train_reports_a_label_mismatch_without_a_traceback(tmp_path, tiny_encod
     assert result.exit_code == 2
     assert "['Chemical'] that the head does not predict (['Drug'])" in result.output
     assert "Traceback" not in result.output
+
+
+def test_evaluate_maps_label_sets_explicitly_and_reads_conll_by_language(multitask, tmp_path):
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("BRCA1\tB-Gene\nand\tO\naspirin\tB-Chemical\n\nEGFR\tB-Gene\n")
+    args = ["evaluate", str(multitask), str(mixed), "--head", "genes", "--format", "crichton_iob"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "['Chemical']" in refused.output
+    mapped = runner.invoke(app, [*args, "--ignore-label", "Chemical", "-o", str(tmp_path / "s.json")])
+    assert mapped.exit_code == 0, mapped.output
+    scores = json.loads((tmp_path / "s.json").read_text())["genes"]["entities"]
+    assert {t: s["support"] for t, s in scores["per_type"].items() if s["support"]} == {"Gene": 2}
+    spanish = tmp_path / "test.txt"  # CoNLL-2002 layout: token and tag, IOB2
+    spanish.write_text("La O\nproteína O\nBRCA1 B-Gene\n")
+    result = runner.invoke(app, ["evaluate", str(multitask), str(spanish), "--head", "genes", "--lang", "es"])
+    assert result.exit_code == 0, result.output
+    unknown = runner.invoke(
+        app, ["evaluate", str(multitask), str(spanish), "--head", "genes", "--lang", "xx"]
+    )
+    assert unknown.exit_code == 2 and "no CoNLL format known for language 'xx'" in unknown.output
