@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -130,6 +131,9 @@ class ExtractionModel(nn.Module):
         }
         save_file(tensors, str(directory / WEIGHTS_FILE))
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        # safetensors creates its file 0600: give it the umask's permissions, like model.json, so a
+        # pipeline saved into a shared folder is readable by the people it is shared with.
+        shutil.copymode(directory / CONFIG_FILE, directory / WEIGHTS_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> ExtractionModel:

@@ -171,3 +171,9 @@ def test_a_changed_integer_buffer_is_stored_in_full():
     assert torch.equal(
         _apply_delta(base, stored)["embeddings.position_ids"], state["embeddings.position_ids"]
     )
+
+
+def test_saved_weights_get_the_umasks_permissions(model, tmp_path):
+    model.save(tmp_path / "m")
+    weights = tmp_path / "m" / "weights.safetensors"
+    assert weights.stat().st_mode & 0o777 == (tmp_path / "m" / "model.json").stat().st_mode & 0o777
