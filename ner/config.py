@@ -143,7 +143,7 @@ def load_config(
         raise ConfigError(f"{path}: invalid configuration\n{error}") from error
     root = config.root(path.parent)
     for index, task in enumerate(config.tasks):
-        for role, relative in task.files().items():
+        for role, relative in task.files():
             if not (root / relative).is_file():
                 raise ConfigError(
                     f"{path}: tasks[{index}] ({task.name}).{role} = {root / relative} does not exist "

@@ -36,7 +36,10 @@ class TaskSettings(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z][\w\-]*$", description="head name; also the doc.spans key")
     format: CorpusFormat
-    train: str
+    train: str | list[str] = Field(
+        description="a file, or several in the same format whose sentences are pooled "
+        "(e.g. English + Spanish + Dutch for multilingual training)"
+    )
     dev: str | None = None
     test: str | None = None
     types: str | None = Field(None, description="SpERT types.json (spert_json only)")
@@ -63,10 +66,12 @@ class TaskSettings(BaseModel):
             raise ValueError(f"task {self.name!r}: entity_type is only for untyped column formats")
         return self
 
-    def files(self) -> dict[str, str]:
-        """The configured files by role (``train``, ``dev``, ``test``, ``types``)."""
-        roles = {"train": self.train, "dev": self.dev, "test": self.test, "types": self.types}
-        return {role: path for role, path in roles.items() if path is not None}
+    def files(self) -> list[tuple[str, str]]:
+        """``(role, path)`` of every configured file; roles are ``train``, ``dev``, ``test``, ``types``."""
+        train = [self.train] if isinstance(self.train, str) else self.train
+        roles = [("train", path) for path in train]
+        roles += [(role, getattr(self, role)) for role in ("dev", "test", "types") if getattr(self, role)]
+        return roles
 
 
 def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None = None) -> list[Document]:
@@ -74,11 +79,16 @@ def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None
     relative = getattr(task, split)
     if relative is None:
         return []
-    path = root / relative
     if task.format == "spert_json":
-        return read_spert_json(path, schema or read_spert_types(root / task.types))
+        schema = schema or read_spert_types(root / task.types)
     overrides = {"entity_type": task.entity_type} if task.entity_type else {}
-    return read_corpus(path, task.format, **overrides)
+    docs = []
+    for path in [relative] if isinstance(relative, str) else relative:
+        if task.format == "spert_json":
+            docs += read_spert_json(root / path, schema)
+        else:
+            docs += read_corpus(root / path, task.format, **overrides)
+    return docs
 
 
 def labels_in(docs: Sequence[Document]) -> list[str]:

@@ -117,3 +117,14 @@ def test_invalid_toml_is_reported(tmp_path):
     path.write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+@pytest.mark.parametrize("name", ["multilingual.toml", "multilingual_en_es_nl.toml"])
+def test_the_multilingual_configs_are_valid(name):
+    config_path = Path(__file__).parents[1] / "pipelines" / name
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        pytest.skip(f"corpus not available here: {error}")
+    assert config.encoder.name == "multilingual-e5-small" and config.encoder.freeze_word_embeddings
+    assert config.export.lang == "xx" and config.tasks[0].format == "conll2003"

@@ -81,3 +81,10 @@ def test_the_typed_bc5cdr_corpus_gives_a_two_type_head():
     task = _task(train="bc5cdr/train.tsv", dev="bc5cdr/dev.tsv")
     data = TaskData(task, SHARED, splits=("train",))
     assert data.schema.entity_labels == ("Chemical", "Disease")
+
+
+def test_several_train_files_are_pooled():
+    task = _task(train=["toy_chem_train.tsv", "toy_chem_dev.tsv"])
+    data = TaskData(task, DATA, splits=("train",))
+    assert len(data.train) == 10 + 4
+    assert [role for role, _ in task.files()] == ["train", "train"]
