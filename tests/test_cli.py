@@ -172,3 +172,25 @@ def test_evaluate_maps_label_sets_explicitly_and_reads_conll_by_language(multita
         app, ["evaluate", str(multitask), str(spanish), "--head", "genes", "--lang", "xx"]
     )
     assert unknown.exit_code == 2 and "no CoNLL format known for language 'xx'" in unknown.output
+
+
+def test_train_adds_a_task_to_a_trained_pipeline_and_reports_the_old_heads(multitask, tmp_path):
+    config = tmp_path / "more.toml"
+    text = (DATA / "toy_multitask.toml").read_text().replace('data_root = "."', f'data_root = "{DATA}"')
+    config.write_text(text.replace('name = "chemicals"', 'name = "chemicals_again"'))
+    output = tmp_path / "more"
+    args = [
+        "train",
+        str(config),
+        "--task",
+        "chemicals_again",
+        "--init-from",
+        str(multitask),
+        "-o",
+        str(output),
+    ]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "old head genes: dev F1" in result.output and "old head chemicals: dev F1" in result.output
+    heads = spacy.load(output).get_pipe("ner_extractor").model.heads
+    assert list(heads) == ["genes", "chemicals", "chemicals_again"]
