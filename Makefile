@@ -20,7 +20,8 @@ $(BIN)/ner: pyproject.toml
 install: $(BIN)/ner
 
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/ner extract data/examples --output extractions.jsonl
+	rm -f extractions.jsonl extractions.jsonl.errors.jsonl  # a fresh run: extract resumes an existing output
+	HF_HUB_OFFLINE=1 $(BIN)/ner extract data/examples --output extractions.jsonl --show
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -139,42 +139,64 @@ def evaluate(
 
 @app.command()
 def extract(
-    inputs: Annotated[list[Path], typer.Argument(help="text files or folders (*.txt, *.md, recursively)")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write")] = Path(
+    inputs: Annotated[list[Path], typer.Argument(help="files or folders of documents")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file (appended; resumable)")] = Path(
         "extractions.jsonl"
     ),
     pipeline: Annotated[
         Path | None, typer.Option(help="pipeline directory (default: the shipped one)")
     ] = None,
-    batch_size: int = 32,
-    max_bytes: Annotated[int, typer.Option(help="skip files larger than this")] = 20_000_000,
-    show: Annotated[bool, typer.Option(help="print entities and relations")] = True,
+    glob: Annotated[
+        str | None, typer.Option(help="files to take under folders, e.g. '**/*.txt' (default: all supported)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes, each with its own model")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="documents per pipeline call")] = 32,
+    text_field: Annotated[str, typer.Option(help="the text field of .jsonl/.json records")] = "text",
+    max_bytes: Annotated[int, typer.Option(help="skip files larger than this")] = 50_000_000,
+    fsync: Annotated[bool, typer.Option(help="fsync after every record (survives power loss)")] = False,
+    show: Annotated[bool, typer.Option(help="print each document's entities and relations")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
-    """Extract entities and relations from documents into JSONL."""
+    """Extract entities and relations from documents (.txt, .md, .html, .jsonl, .json, .pdf) into JSONL.
+
+    A run that is stopped, even by kill -9, resumes when started again with the same arguments:
+    documents already in the output are skipped. Unreadable inputs are listed with the reason in
+    <output>.errors.jsonl and the run goes on.
+    """
     _quiet_transformers()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from ner.extraction import extract_files, find_inputs
-    from ner.pipeline import extractor_model, load
+    from ner.batch.runner import RunOptions, errors_path, run
 
-    nlp = load(pipeline)
-    head = next(iter(extractor_model(nlp).heads))
-    summary, records = extract_files(nlp, find_inputs(inputs), output, head, batch_size, max_bytes)
-    if show:
-        for record in records:
-            typer.echo(_describe(record))
-    typer.echo(
-        f"{summary.documents} documents, {summary.entities} entities, {summary.relations} relations "
-        f"-> {output}; {len(summary.skipped)} skipped"
+    options = RunOptions(
+        str(pipeline) if pipeline else None, batch_size, workers, glob, text_field, max_bytes, fsync
     )
-    for source, reason in summary.skipped:
-        typer.echo(f"  skipped {source}: {reason}", err=True)
+    before = _line_count(output)
+    summary = run(inputs, output, options, progress=not quiet)
+    if show:
+        with open(output, encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if number >= before:
+                    typer.echo(_describe(json.loads(line)))
+    typer.echo(f"{summary.describe()} -> {output}")
+    if summary.failures:
+        typer.echo(f"reasons for the {summary.failures} failures: {errors_path(output)}", err=True)
+
+
+def _line_count(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def _describe(record: dict) -> str:
-    lines = [f"== {record['source']}"]
+    where = f":{record['line']}" if record.get("line") else ""
+    lines = [f"== {record['source']}{where}"]
     entities = record["entities"]
     for e in entities:
-        lines.append(f"  {e['label']:<8} {e['text']!r} [{e['start']}:{e['end']}] {e['score']:.2f}")
+        lines.append(
+            f"  {e['label']:<10} {e['text']!r} [{e['start']}:{e['end']}] {e['score']:.2f} ({e['head']})"
+        )
     for r in record["relations"]:
         head, tail = entities[r["head"]], entities[r["tail"]]
         lines.append(f"  {head['text']!r} --{r['label']}--> {tail['text']!r} {r['score']:.2f}")

@@ -196,7 +196,7 @@ class Extractor:
                 ]
                 spans += head_spans
                 scores += [e.score for e in entities]
-                relation_data += [_relation_record(head_spans, r) for r in relations]
+                relation_data += [_relation_record(head_spans, r, name) for r in relations]
             doc.spans[name] = spans
             doc.spans[name].attrs["scores"] = scores
             if name in rank:
@@ -218,13 +218,14 @@ class Extractor:
         return self
 
 
-def _relation_record(spans: list[Span], relation) -> dict:
+def _relation_record(spans: list[Span], relation, head_name: str) -> dict:
     head, tail = spans[relation.head], spans[relation.tail]
     return {
         "head": [head.start, head.end, head.label_],
         "tail": [tail.start, tail.end, tail.label_],
         "label": relation.label,
         "score": relation.score,
+        "model_head": head_name,  # which head predicted it (its arguments are in doc.spans[model_head])
     }
 
 

@@ -53,27 +53,39 @@ def test_evaluate_prints_and_writes_scores(trained, tmp_path):
     assert 0.0 <= scores["entities"]["micro"]["f1"] <= 100.0
 
 
-def test_extract_writes_jsonl_and_skips_bad_files(trained, tmp_path):
+def test_extract_writes_jsonl_skips_bad_files_and_resumes(trained, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("Angela Merkel lives in Berlin. Booth killed Lincoln.", encoding="utf-8")
     (docs / "b.md").write_text("Ünïcödé São Paulo — Zürich 🙂 Москва.", encoding="utf-8")
     (docs / "empty.txt").write_text("", encoding="utf-8")
     (docs / "binary.txt").write_bytes(b"\x00\x01\x02 binary")
-    (docs / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    latin1 = "Le café de la Gare, à Genève, où Hélène travaillait depuis l'été dernier, a fermé."
+    (docs / "latin1.txt").write_bytes(latin1.encode("latin-1"))
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", str(trained)])
+    args = ["extract", str(docs), "-o", str(out), "--pipeline", str(trained), "--quiet"]
+    result = runner.invoke(app, [*args, "--show"])
     assert result.exit_code == 0, result.output
+    assert "3 documents extracted (0 already done)" in result.output and "2 failures" in result.output
+    assert "== " in result.output
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [Path(r["source"]).name for r in records] == ["a.txt", "b.md"]
+    assert [Path(r["source"]).name for r in records] == ["a.txt", "b.md", "latin1.txt"]
+    assert records[2]["text"] == latin1 and records[2]["encoding"] != "utf-8"
     for record in records:
+        assert record["pipeline"]["name"] and len(record["sha256"]) == 64
         for entity in record["entities"]:
             assert record["text"][entity["start"] : entity["end"]] == entity["text"]
-    errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_text().splitlines()]
-    reasons = {Path(e["source"]).name: e["reason"] for e in errors}
-    assert set(reasons) == {"empty.txt", "binary.txt", "latin1.txt"}
-    assert "UTF-8" in reasons["latin1.txt"] and "binary" in reasons["binary.txt"]
-    assert "3 skipped" in result.output
+            assert entity["head"] == "spert"
+    errors_file = tmp_path / "out.jsonl.errors.jsonl"
+    reasons = {
+        Path(e["source"]).name: e["reason"] for e in map(json.loads, errors_file.read_text().splitlines())
+    }
+    assert set(reasons) == {"empty.txt", "binary.txt"} and "binary" in reasons["binary.txt"]
+    before, errors_before = out.read_text(encoding="utf-8"), errors_file.read_text()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "0 documents extracted (3 already done)" in again.output
+    assert out.read_text(encoding="utf-8") == before and errors_file.read_text() == errors_before
 
 
 def test_compact_keeps_predictions(trained, tmp_path):

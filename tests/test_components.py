@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin, Span
 
+from ner.batch.records import doc_record
+from ner.batch.sources import SourceText
 from ner.components import Extractor, RelationMention, _non_overlapping
-from ner.corpora.jsonl import extraction_record
-from ner.extraction import doc_to_document
 from ner.model import ExtractionModel
 from ner.pipeline import build_pipeline, extractor_model
 from tests.conftest import SCHEMA, tiny_encoder, tiny_model
@@ -205,6 +205,6 @@ def test_offsets_map_back_to_the_source_text(nlp, text):
     assert doc.text == text
     for span in list(doc.ents) + list(doc.spans["spert"]):
         assert span.text == text[span.start_char : span.end_char]
-    record = extraction_record(doc_to_document(doc, "spert"), source="x")
+    record = doc_record(doc, SourceText("x", text), ["spert"], {"name": "t", "version": "0"})
     for entity in record["entities"]:
         assert entity["text"] == text[entity["start"] : entity["end"]]

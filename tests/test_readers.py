@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner.corpora import extraction_record, read_spert_json, read_spert_types, write_jsonl, write_spert_json
+from ner.corpora import read_spert_json, read_spert_types, write_spert_json
 from ner.corpora.spert_json import CorpusError
 from ner.documents import Document, Entity, Relation
 
@@ -130,40 +129,6 @@ def test_from_words_offsets_point_at_each_word(words, data):
     start = data.draw(st.integers(0, len(words) - 1))
     end = data.draw(st.integers(start + 1, len(words)))
     assert doc.span_text(start, end) == " ".join(words[start:end])
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(WORD, min_size=1, max_size=8), min_size=0, max_size=4), st.data())
-def test_extraction_records_are_exact_and_written_as_one_json_line_each(docs_words, data):
-    """Entity ``text`` is ``text[start:end]`` (the words of the span); each record is one JSON line."""
-    docs = []
-    for index, words in enumerate(docs_words):
-        start = data.draw(st.integers(0, len(words) - 1))
-        end = data.draw(st.integers(start + 1, len(words)))
-        entity = Entity(start, end, "Peop", 0.123456)
-        docs.append(Document.from_words(words, entities=[entity], relations=[], id=f"doc{index}"))
-    records = [extraction_record(doc) for doc in docs]
-    for doc, record in zip(docs, records, strict=True):
-        (entity,) = record["entities"]
-        assert record["text"][entity["start"] : entity["end"]] == entity["text"]
-        assert entity["text"] == " ".join(doc.words[doc.entities[0].start : doc.entities[0].end])
-        assert entity["score"] == 0.1235 and record["source"] == doc.id
-    buffer = io.StringIO()
-    assert write_jsonl(records, buffer) == len(records)
-    lines = buffer.getvalue().split("\n")
-    assert lines[-1] == "" and [json.loads(line) for line in lines[:-1]] == records
-
-
-def test_write_jsonl_to_a_path_keeps_non_ascii_characters(tmp_path):
-    """Offsets count characters, not bytes; the file is UTF-8 with no ``\\u`` escapes."""
-    doc = Document.from_words(["Zürich", "東京"], entities=[Entity(1, 2, "Loc")])
-    record = extraction_record(doc, source="a.txt", head="ner")
-    expected = {"start": 7, "end": 9, "text": "東京", "label": "Loc", "score": None, "head": "ner"}
-    assert record["entities"][0] == expected and record["source"] == "a.txt"
-    assert write_jsonl([record, record], tmp_path / "out.jsonl") == 2
-    content = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
-    assert "東京" in content and "\\u" not in content
-    assert content.count("\n") == 2
 
 
 # ---------------------------------------------------------------------- the real corpus, where present

@@ -132,10 +132,23 @@ def decode(data: bytes) -> tuple[str, str]:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data))
+    if not matches:
         raise ValueError("binary content or an unknown text encoding")
+    best = _preferred(matches)
     return str(best), best.encoding
+
+
+#: When several single-byte encodings explain the bytes equally well (a short French text reads as
+#: cp1252 and cp1250 alike), the bytes cannot tell; take the most common legacy encoding first.
+_TIE_BREAK = ("cp1252", "latin_1", "iso8859_15")
+
+
+def _preferred(matches: list):
+    """charset-normalizer's best match, unless a more common encoding ties with it."""
+    top = (matches[0].chaos, -matches[0].coherence)
+    tied = {m.encoding: m for m in matches if (m.chaos, -m.coherence) <= top}
+    return next((tied[name] for name in _TIE_BREAK if name in tied), matches[0])
 
 
 def _checked(item: SourceText) -> Item:

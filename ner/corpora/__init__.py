@@ -1,13 +1,11 @@
 """Readers and writers that turn corpora into :class:`ner.documents.Document` and back."""
 
 from ner.corpora.conll import FORMATS, read_conll, read_corpus, spans_to_bio, tags_to_spans, write_conll
-from ner.corpora.jsonl import extraction_record, write_jsonl
 from ner.corpora.spert_json import CorpusError, read_spert_json, read_spert_types, write_spert_json
 
 __all__ = [
     "FORMATS",
     "CorpusError",
-    "extraction_record",
     "read_conll",
     "read_corpus",
     "read_spert_json",
@@ -15,6 +13,5 @@ __all__ = [
     "spans_to_bio",
     "tags_to_spans",
     "write_conll",
-    "write_jsonl",
     "write_spert_json",
 ]

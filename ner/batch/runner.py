@@ -1,0 +1,166 @@
+"""Running a pipeline over folders of documents on one machine: in-process or N spawned workers.
+
+The run is a stream: files are read lazily, documents already in the output (same source,
+position and content hash) are skipped, the rest go to the pipeline in chunks, and every record
+is appended to the output as soon as its chunk is done, in input order. Killing the run loses at
+most the chunks in flight; starting it again with the same arguments resumes where it stopped.
+Workers are spawned processes (never forked: torch and tokenizers threads do not survive a
+fork), each loading the pipeline once and using its share of the CPU cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ner.batch.output import JsonlLog, record_key
+from ner.batch.records import doc_record, pipeline_info
+from ner.batch.sources import DEFAULT_MAX_BYTES, SUFFIX_FORMATS, Skipped, SourceText, find_files, read_items
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    pipeline: str | None = None  # a pipeline directory; None: the shipped default
+    batch_size: int = 32
+    workers: int = 1
+    pattern: str | None = None  # glob under folders; default: every supported suffix
+    text_field: str = "text"  # JSON/JSONL field holding the text
+    max_bytes: int = DEFAULT_MAX_BYTES
+    fsync: bool = False  # fsync after every record (slower; survives power loss, not just kills)
+
+
+@dataclass
+class RunSummary:
+    documents: int = 0  # extracted by this run
+    already_done: int = 0  # found in the output and skipped
+    failures: int = 0  # skipped with a reason (see the errors file)
+    entities: int = 0
+    relations: int = 0
+    words: int = 0
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        rate = self.words / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.documents} documents extracted ({self.already_done} already done), {self.entities} "
+            f"entities, {self.relations} relations, {self.failures} failures, {self.seconds:.1f} s "
+            f"({rate:,.0f} words/s)"
+        )
+
+
+def errors_path(output: Path) -> Path:
+    """Where the reasons for skipped inputs go: ``<output>.errors.jsonl``."""
+    return output.with_name(output.name + ".errors.jsonl")
+
+
+def run(inputs: list[Path], output: Path, options: RunOptions, progress: bool = True) -> RunSummary:
+    """Extract every document under ``inputs`` into ``output`` (JSONL, appended, resumable)."""
+    started = time.perf_counter()
+    files = find_files(inputs, options.pattern)
+    single = all(SUFFIX_FORMATS.get(p.suffix.lower(), "text") not in ("json", "jsonl") for p in files)
+    summary = RunSummary()
+    bar = tqdm(total=len(files) if single else None, unit="doc", disable=not progress, smoothing=0.1)
+    with JsonlLog(output, options.fsync) as log, JsonlLog(errors_path(output)) as errors:
+        todo = _pending(files, options, log, errors, summary, bar.update)
+        for records in _extracted(_chunks(todo, options.batch_size), options):
+            for record in records:
+                log.append(record)
+                summary.documents += 1
+                summary.entities += len(record["entities"])
+                summary.relations += len(record["relations"])
+                summary.words += len(record["text"].split())
+            bar.update(len(records))
+            bar.set_postfix(words_per_s=f"{summary.words / max(1e-9, time.perf_counter() - started):,.0f}")
+    bar.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _pending(
+    files: list[Path],
+    options: RunOptions,
+    log: JsonlLog,
+    errors: JsonlLog,
+    summary: RunSummary,
+    advance: Callable[[int], object],
+) -> Iterator[SourceText]:
+    """The documents still to extract; failures are logged (once across runs) and counted."""
+    for path in files:
+        for item in read_items(path, options.text_field, options.max_bytes):
+            if isinstance(item, Skipped):
+                summary.failures += 1
+                advance(1)
+                record = {"source": item.source, "line": item.line, "item": item.item, "reason": item.reason}
+                if record_key(record) not in errors:
+                    logger.warning("skipped %s: %s", item.source, item.reason)
+                    errors.append(record)
+            elif (item.source, item.line, item.item, item.sha256) in log:
+                summary.already_done += 1
+                advance(1)
+            else:
+                yield item
+
+
+def _chunks(items: Iterable[SourceText], size: int) -> Iterator[list[SourceText]]:
+    chunk: list[SourceText] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _extracted(chunks: Iterator[list[SourceText]], options: RunOptions) -> Iterator[list[dict]]:
+    """Records of each chunk, in order: in this process, or from ``options.workers`` processes with
+    at most two chunks per worker in flight (so reading never runs far ahead of extraction)."""
+    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    if options.workers == 1:
+        _load_worker(options.pipeline, None)
+        yield from map(_extract_chunk, chunks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(options.workers, _load_worker, (options.pipeline, threads)) as pool:
+        in_flight: deque = deque()
+        for chunk in chunks:
+            in_flight.append(pool.apply_async(_extract_chunk, (chunk,)))
+            if len(in_flight) >= 2 * options.workers:
+                yield in_flight.popleft().get()
+        while in_flight:
+            yield in_flight.popleft().get()
+
+
+# ------------------------------------------------------------------ one worker's state
+_WORKER: dict = {}
+
+
+def _load_worker(pipeline: str | None, threads: int | None) -> None:
+    """Load the pipeline once per process (workers are spawned, so nothing is inherited)."""
+    import torch
+
+    from ner.pipeline import extractor_model, load
+
+    if threads:
+        torch.set_num_threads(threads)
+    if _WORKER.get("pipeline") != pipeline or "nlp" not in _WORKER:
+        nlp = load(pipeline)
+        _WORKER.update(
+            pipeline=pipeline, nlp=nlp, heads=list(extractor_model(nlp).heads), info=pipeline_info(nlp)
+        )
+
+
+def _extract_chunk(items: list[SourceText]) -> list[dict]:
+    nlp, heads, info = _WORKER["nlp"], _WORKER["heads"], _WORKER["info"]
+    docs = nlp.pipe([item.text for item in items], batch_size=len(items))
+    return [doc_record(doc, item, heads, info) for item, doc in zip(items, docs)]
