@@ -20,7 +20,9 @@ from tests.conftest import tiny_model
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pipeline") / "tiny"
-    save(build_pipeline(tiny_model(bias_entities=-2.5), name="tiny"), path)  # few spans: fast
+    model = tiny_model(bias_entities=-1.5)  # some spans and a few relations: real output, fast
+    model.heads["spert"].config.relation_threshold = 0.7
+    save(build_pipeline(model, name="tiny"), path)
     return path
 
 
@@ -65,6 +67,7 @@ def test_a_complete_run_has_every_document_once(reference):
     assert summary.failures == 3  # the broken JSONL line, the empty file, the binary file
     assert len({record_key(r) for r in records}) == len(records)
     assert sum(len(r["entities"]) for r in records) > 50, "offsets below are checked on real output"
+    assert sum(len(r["relations"]) for r in records) > 0
     for record in records:
         for entity in record["entities"]:
             assert record["text"][entity["start"] : entity["end"]] == entity["text"]
