@@ -75,6 +75,46 @@ def pipe_seconds(nlp, texts: list[str], batch_size: int, repeats: int) -> float:
     return best
 
 
+def markdown(result: dict) -> str:
+    """The BENCHMARKS.md tables of a result."""
+    acc, training, inference = result["accuracy"], result["training"], result["inference"]
+    single, multi, ref = acc["single_task"], acc["multi_task"], acc["biobert_reference"]
+    rows = [
+        "| test set | single-task | multi-task | multi − single | BioBERT (single-task) | multi-task gap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task in [*REFERENCE, "mean"]:
+        name = "**mean**" if task == "mean" else task
+        rows.append(
+            f"| {name} | {single[task]:.2f} | {multi[task]:.2f} | {multi[task] - single[task]:+.2f} "
+            f"| {ref[task]:.2f} | {multi[task] - ref[task]:+.2f} |"
+        )
+    rows += ["", "| training run | epochs | training steps (s) | whole command (s) |", "|---|---|---|---|"]
+    for task, run in training["single_task"].items():
+        steps, wall = run["train_seconds"], run["wall_seconds"]
+        rows.append(f"| single-task {task} | {run['epochs']} | {steps:,.0f} | {wall:,.0f} |")
+    rows.append(
+        f"| **four single-task runs** | | {training['single_task_total_train_seconds']:,.0f} "
+        f"| {training['single_task_total_wall_seconds']:,.0f} |"
+    )
+    run = training["multi_task"]
+    rows.append(
+        f"| **multi-task run** | {run['epochs']} | {run['train_seconds']:,.0f} | {run['wall_seconds']:,.0f} |"
+    )
+    singles_seconds = sum(inference["single_tasks_seconds"].values())
+    rows += [
+        "",
+        "| inference on the same sentences | seconds | words/s |",
+        "|---|---|---|",
+        f"| four single-task pipelines, one after another | {singles_seconds:.2f} "
+        f"| {inference['single_tasks_sequential_words_per_s']:,} |",
+        f"| the multi-task pipeline | {inference['multi_task_seconds']:.2f} "
+        f"| {inference['multi_task_words_per_s']:,} |",
+        f"| ratio (multi / four singles) | {inference['multi_over_singles_time']:.3f} | |",
+    ]
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -87,7 +127,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--markdown", type=Path, help="only print the tables of this earlier result JSON")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
 
@@ -141,6 +185,7 @@ def main() -> None:
     }
     text = json.dumps(result, indent=2)
     print(text)
+    print(markdown(result))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n", encoding="utf-8")
