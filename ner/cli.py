@@ -149,7 +149,13 @@ def extract(
     glob: Annotated[
         str | None, typer.Option(help="files to take under folders, e.g. '**/*.txt' (default: all supported)")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes, each with its own model")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (or Ray actors), each with its own model")
+    ] = 1,
+    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data actors; same records)")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address, e.g. auto (default: start a local Ray)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="documents per pipeline call")] = 32,
     text_field: Annotated[str, typer.Option(help="the text field of .jsonl/.json records")] = "text",
     max_bytes: Annotated[int, typer.Option(help="skip files larger than this")] = 50_000_000,
@@ -167,8 +173,20 @@ def extract(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     from ner.batch.runner import RunOptions, errors_path, run
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"--engine must be local or ray, not {engine!r}")
+    if output.is_dir() or not output.suffix:  # a folder: the records go to <folder>/extractions.jsonl
+        output = output / "extractions.jsonl"
     options = RunOptions(
-        str(pipeline) if pipeline else None, batch_size, workers, glob, text_field, max_bytes, fsync
+        str(pipeline) if pipeline else None,
+        batch_size,
+        workers,
+        glob,
+        text_field,
+        max_bytes,
+        fsync,
+        engine,
+        address,
     )
     before = _line_count(output)
     summary = run(inputs, output, options, progress=not quiet)

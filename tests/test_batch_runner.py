@@ -126,3 +126,15 @@ def test_two_workers_give_the_same_records_as_one(folder, pipeline, reference, t
     summary = run([folder], output, RunOptions(str(pipeline), batch_size=2, workers=2), progress=False)
     assert summary.documents == 73
     assert _records(output) == _records(reference[0])
+
+
+def test_ray_with_two_actors_writes_the_same_records_as_the_local_path(folder, pipeline, reference, tmp_path):
+    ray = pytest.importorskip("ray")
+    output = tmp_path / "ray.jsonl"
+    try:
+        options = RunOptions(str(pipeline), batch_size=2, workers=2, engine="ray")
+        summary = run([folder], output, options, progress=False)
+    finally:
+        ray.shutdown()
+    assert summary.documents == 73 and summary.failures == 3
+    assert _records(output) == _records(reference[0])

@@ -1,4 +1,4 @@
-"""Running a pipeline over folders of documents on one machine: in-process or N spawned workers.
+"""Running a pipeline over folders of documents: in-process, N spawned workers, or Ray actors.
 
 The run is a stream: files are read lazily, documents already in the output (same source,
 position and content hash) are skipped, the rest go to the pipeline in chunks, and every record
@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from tqdm import tqdm
 
@@ -37,6 +38,8 @@ class RunOptions:
     text_field: str = "text"  # JSON/JSONL field holding the text
     max_bytes: int = DEFAULT_MAX_BYTES
     fsync: bool = False  # fsync after every record (slower; survives power loss, not just kills)
+    engine: Literal["local", "ray"] = "local"  # ray: Ray Data actors, ``workers`` of them
+    address: str | None = None  # Ray cluster address ("auto" for a running cluster); None: start a local one
 
 
 @dataclass
@@ -125,6 +128,13 @@ def _chunks(items: Iterable[SourceText], size: int) -> Iterator[list[SourceText]
 def _extracted(chunks: Iterator[list[SourceText]], options: RunOptions) -> Iterator[list[dict]]:
     """Records of each chunk, in order: in this process, or from ``options.workers`` processes with
     at most two chunks per worker in flight (so reading never runs far ahead of extraction)."""
+    if options.engine == "ray":
+        from ner.batch.ray_engine import ray_extracted
+
+        yield from ray_extracted(
+            chunks, options.pipeline, options.batch_size, options.workers, options.address
+        )
+        return
     threads = max(1, (os.cpu_count() or 1) // options.workers)
     if options.workers == 1:
         _load_worker(options.pipeline, None)
