@@ -206,3 +206,15 @@ def test_train_adds_a_task_to_a_trained_pipeline_and_reports_the_old_heads(multi
     assert "old head genes: dev F1" in result.output and "old head chemicals: dev F1" in result.output
     heads = spacy.load(output).get_pipe("ner_extractor").model.heads
     assert list(heads) == ["genes", "chemicals", "chemicals_again"]
+
+
+def test_extract_into_a_folder_and_engine_names_are_checked(trained, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Booth killed Lincoln.", encoding="utf-8")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", str(trained), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len((out / "extractions.jsonl").read_text().splitlines()) == 1
+    wrong = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--engine", "spark"])
+    assert wrong.exit_code == 2 and "--engine must be local or ray" in wrong.output
