@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ner.batch.sources import Skipped, SourceText, decode, find_files, html_to_text, read_items
+from ner.batch.sources import (
+    Skipped,
+    SourceText,
+    count_items,
+    decode,
+    find_files,
+    html_to_text,
+    read_items,
+)
 
 FRENCH = (
     "Le président de la République française, Emmanuel Macron, a reçu à l'Élysée le chancelier "
@@ -191,3 +199,25 @@ def test_content_hash_identifies_the_text():
     a, b = SourceText("x", "same"), SourceText("y", "same")
     assert a.sha256 == b.sha256 != SourceText("x", "other").sha256
     assert decode("é".encode()) == ("é", "utf-8")
+
+
+def test_count_items_predicts_what_read_items_yields(tmp_path):
+    """The progress bar's total: one per item, whatever the format, good or bad."""
+    files = {
+        "a.jsonl": "\n".join([json.dumps({"text": "one"}), "", "{bad", json.dumps({"text": "two"})]) + "\n",
+        "b.json": json.dumps([{"text": "x"}, "not an object", {"text": "y"}]),
+        "c.json": json.dumps({"text": "single"}),
+        "d.json": "[{",
+        "e.txt": "plain",
+        "f.jsonl": "\n\n",
+        "g.html": "<p>Hello</p>",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        path = tmp_path / name
+        assert count_items(path) == len(items(path)), name
+    (tmp_path / "h.json").write_text(json.dumps([]), encoding="utf-8")
+    assert count_items(tmp_path / "h.json") == len(items(tmp_path / "h.json")) == 0
+    assert (
+        count_items(tmp_path / "a.jsonl", max_bytes=3) == len(items(tmp_path / "a.jsonl", max_bytes=3)) == 1
+    )

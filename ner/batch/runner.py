@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ner.batch.output import JsonlLog, record_key
 from ner.batch.records import doc_record, pipeline_info
-from ner.batch.sources import DEFAULT_MAX_BYTES, SUFFIX_FORMATS, Skipped, SourceText, find_files, read_items
+from ner.batch.sources import DEFAULT_MAX_BYTES, Skipped, SourceText, count_items, find_files, read_items
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def run(inputs: list[Path], output: Path, options: RunOptions, progress: bool = 
     """Extract every document under ``inputs`` into ``output`` (JSONL, appended, resumable)."""
     started = time.perf_counter()
     files = find_files(inputs, options.pattern)
-    single = all(SUFFIX_FORMATS.get(p.suffix.lower(), "text") not in ("json", "jsonl") for p in files)
     summary = RunSummary()
-    bar = tqdm(total=len(files) if single else None, unit="doc", disable=not progress, smoothing=0.1)
+    total = sum(count_items(p, options.max_bytes) for p in files) if progress else None
+    bar = tqdm(total=total, unit="doc", disable=not progress, smoothing=0.1)
     with JsonlLog(output, options.fsync) as log, JsonlLog(errors_path(output)) as errors:
         todo = _pending(files, options, log, errors, summary, bar.update)
         for records in _extracted(_chunks(todo, options.batch_size), options):

@@ -116,6 +116,30 @@ def read_items(path: Path, text_field: str = "text", max_bytes: int = DEFAULT_MA
         yield _checked(SourceText(source, html_to_text(text) if kind == "html" else text, encoding=encoding))
 
 
+def count_items(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """How many items :func:`read_items` will yield for ``path``, for a progress bar's total.
+
+    One for single-document formats and unreadable files; for JSONL the non-blank lines and for a
+    JSON array its length, which costs a second read of those files (cheap next to extraction).
+    """
+    kind = SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if kind not in ("jsonl", "json"):
+        return 1
+    try:
+        if path.stat().st_size > max_bytes:
+            return 1
+        data = path.read_bytes()
+    except OSError:
+        return 1
+    if kind == "jsonl":
+        return max(1, sum(1 for line in data.split(b"\n") if line.strip()))
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return 1
+    return len(value) if isinstance(value, list) else 1
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """``(text, encoding)``: a byte-order mark, else UTF-8, else charset-normalizer's best guess.
     Raises ``ValueError`` for binary data and for bytes no encoding explains."""
