@@ -1,0 +1,277 @@
+"""Datasets into projects: extraction JSONL, SpERT JSON, CoNLL-style columns, folders of text.
+
+Gold annotations (SpERT, CoNLL) become accepted spans; a model's output (the records of
+``ner extract``, or :func:`preannotate`) becomes suggestions to review. Every span is snapped to
+whole tokens of the project's language, as :func:`~ner.annotation.edits.add_span` does, so what
+the annotator sees is what gets exported. Anything unusable raises :class:`AnnotationError`
+naming the file and, where there is one, the line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from spacy.language import Language
+
+from ner.annotation.files import read_text
+from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span, check_doc
+from ner.annotation.tokens import snap
+from ner.batch.records import doc_record, pipeline_info
+from ner.batch.sources import DEFAULT_MAX_BYTES, SourceText
+from ner.corpora import FORMATS as COLUMN_FORMATS
+from ner.corpora import read_corpus, read_spert_json
+from ner.documents import Document
+from ner.pipeline import extractor_model
+
+FORMATS = ("jsonl", "spert_json", "text", "conll", *COLUMN_FORMATS)
+_TAG = re.compile(r"O|[BI](-\S+)?")
+_SNIFF_LINES = 50
+
+
+def load_dataset(
+    path: str | Path,
+    format: str = "auto",
+    *,
+    text_field: str = "text",
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    lang: str = "en",
+    name: str | None = None,
+    entity_type: str | None = None,
+) -> Project:
+    """A project from ``path`` (a file, or a folder of ``.txt`` files, one document each).
+
+    ``format`` is ``"auto"`` (by suffix, and for other files by looking at the lines) or one of
+    :data:`FORMATS`: ``"conll"`` is any token-then-tag column file; the column presets of
+    :data:`ner.corpora.FORMATS` are accepted by name. ``text_field`` is where JSONL records keep
+    their text; ``entity_type`` names the type of untyped B/I tags (BioBERT TSV). Files over
+    ``max_bytes`` are refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AnnotationError(f"{path}: no such file or folder")
+    if path.is_dir():
+        docs = _text_folder(path, max_bytes)
+    else:
+        text = read_text(path, max_bytes)
+        format = _detect(path, text) if format == "auto" else format
+        if format == "jsonl":
+            docs = _jsonl(path, text, text_field, lang)
+        elif format == "spert_json":
+            docs = _spert_json(path)
+        elif format == "text":
+            docs = [AnnotatedDoc(path.name, text, source=str(path))]
+        elif format == "conll" or format in COLUMN_FORMATS:
+            docs = _columns(path, "conll2002" if format == "conll" else format, entity_type)
+        else:
+            raise AnnotationError(f"unknown format {format!r}; expected auto or one of {', '.join(FORMATS)}")
+    if not docs:
+        raise AnnotationError(f"{path.name}: no documents")
+    return _project(docs, name or path.stem, lang)
+
+
+def project_from_texts(
+    texts: list[tuple[str, str]], *, name: str = "annotations", lang: str = "en"
+) -> Project:
+    """A project of unannotated ``(id, text)`` documents (pasted or uploaded texts)."""
+    docs = [AnnotatedDoc(str(doc_id), text) for doc_id, text in texts]
+    for doc in docs:
+        if not doc.text.strip():
+            raise AnnotationError(f"document {doc.id!r} is empty")
+    return _project(docs, name, lang)
+
+
+def preannotate(project: Project, nlp: Language, batch_size: int = 32) -> int:
+    """Add ``nlp``'s entities and relations (every head's) as suggestions to the documents that are
+    not done and have never had suggestions; returns how many documents it annotated.
+
+    A document counts as having had suggestions once a pipeline ran on it (``meta["pipeline"]``),
+    so documents whose suggestions were all rejected are not suggested to again.
+    """
+    heads, info = list(extractor_model(nlp).heads), pipeline_info(nlp)
+    todo = [doc for doc in project.docs if not doc.done and "pipeline" not in doc.meta]
+    todo = [doc for doc in todo if all(span.status == "accepted" for span in doc.spans)]
+    for doc, parsed in zip(todo, nlp.pipe((doc.text for doc in todo), batch_size=batch_size)):
+        record = doc_record(parsed, SourceText(doc.source or doc.id, doc.text), heads, info)
+        _add_suggestions(doc, _Record.model_validate(record), project.lang)
+        doc.meta["pipeline"] = info
+    _collect_labels(project)
+    return len(todo)
+
+
+# ------------------------------------------------------------------------------------ detection
+def _detect(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".json":
+        return "spert_json"
+    return _sniff_columns(text) or ("conll2002" if suffix in (".conll", ".iob", ".bio", ".tsv") else "text")
+
+
+def _sniff_columns(text: str) -> str | None:
+    """The column preset ``text`` looks like (every line a token then a B/I/O tag), or None."""
+    rows = [line.split("\t") if "\t" in line else line.split() for line in text.split("\n") if line.strip()]
+    rows = [row for row in rows[:_SNIFF_LINES] if row[0].strip() != "-DOCSTART-"]
+    if not rows or any(len(row) < 2 or not _TAG.fullmatch(row[-1].strip()) for row in rows):
+        return None
+    if all(re.match(r"[a-z]{2,3}:.", row[0]) for row in rows):
+        return "wikiann"
+    return "biobert_tsv" if any(row[-1].strip() in ("B", "I") for row in rows) else "conll2002"
+
+
+# ------------------------------------------------------------------------------------- readers
+def _text_folder(folder: Path, max_bytes: int | None) -> list[AnnotatedDoc]:
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise AnnotationError(f"{folder.name}: no .txt files in the folder")
+    return [AnnotatedDoc(file.name, read_text(file, max_bytes), source=str(file)) for file in files]
+
+
+def _columns(path: Path, preset: str, entity_type: str | None) -> list[AnnotatedDoc]:
+    overrides = {"entity_type": entity_type} if entity_type else {}
+    try:
+        documents = read_corpus(path, preset, **overrides)
+    except ValueError as error:  # CorpusError names the file and line
+        raise AnnotationError(str(error)) from None
+    return [_gold_doc(doc, doc.id or f"{path.name}:{i}", path) for i, doc in enumerate(documents)]
+
+
+def _spert_json(path: Path) -> list[AnnotatedDoc]:
+    try:
+        documents = read_spert_json(path)
+    except json.JSONDecodeError as error:
+        raise AnnotationError(
+            f"{path.name}:{error.lineno}: not valid JSON (column {error.colno}: {error.msg})"
+        ) from None
+    except ValueError as error:  # CorpusError names the file and record
+        raise AnnotationError(str(error)) from None
+    except (TypeError, AttributeError, KeyError) as error:
+        raise AnnotationError(
+            f"{path.name}: not SpERT JSON (a list of {{tokens, entities, relations}}): {error}"
+        ) from None
+    return [_gold_doc(doc, doc.id or f"{path.name}[{i}]", path) for i, doc in enumerate(documents)]
+
+
+def _gold_doc(document: Document, doc_id: str, path: Path) -> AnnotatedDoc:
+    """Gold word-span entities as accepted character spans."""
+    spans = [Span(*document.char_span(e.start, e.end), e.label) for e in document.entities]
+    links = [Link(r.head, r.tail, r.label) for r in document.relations]
+    doc = AnnotatedDoc(doc_id, document.text, spans, links, source=str(path))
+    _checked(doc, path.name)
+    return doc
+
+
+class _Entity(BaseModel):
+    start: int
+    end: int
+    label: str
+    score: float | None = None
+    head: str | None = None
+    text: str | None = None
+
+
+class _Relation(BaseModel):
+    head: int
+    tail: int
+    label: str
+    score: float | None = None
+
+
+class _Record(BaseModel):
+    """The annotations of an extraction record (:func:`ner.batch.records.doc_record`)."""
+
+    entities: list[_Entity] = []
+    relations: list[_Relation] = []
+
+
+def _jsonl(path: Path, text: str, text_field: str, lang: str) -> list[AnnotatedDoc]:
+    """One document per line; its entities and relations become suggestions."""
+    docs = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            where = f"{path.name}:{number}"
+            try:
+                docs.append(_record_doc(json.loads(line), text_field, where, lang))
+            except json.JSONDecodeError as error:
+                raise AnnotationError(
+                    f"{where}: not valid JSON ({error.msg}, column {error.colno})"
+                ) from None
+            except AnnotationError as error:
+                raise AnnotationError(f"{where}: {error}") from None
+    return docs
+
+
+def _record_doc(record: Any, text_field: str, where: str, lang: str) -> AnnotatedDoc:
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        raise AnnotationError(f"expected a JSON object with a text field {text_field!r}")
+    try:
+        annotations = _Record.model_validate(record)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise AnnotationError(f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None
+    text = record[text_field]
+    for i, entity in enumerate(annotations.entities):
+        if entity.text is not None and text[entity.start : entity.end] != entity.text:
+            raise AnnotationError(
+                f"entity {i}: text {entity.text!r} is not what offsets {entity.start}-{entity.end} hold"
+            )
+    meta = {
+        key: value for key, value in record.items() if key not in (text_field, "entities", "relations", "id")
+    }
+    source = record.get("source")
+    doc = AnnotatedDoc(
+        str(record.get("id") or where), text, source=source if isinstance(source, str) else None, meta=meta
+    )
+    _add_suggestions(doc, annotations, lang)
+    _checked(doc, where)
+    return doc
+
+
+def _add_suggestions(doc: AnnotatedDoc, annotations: _Record, lang: str) -> None:
+    """Add a model's entities and relations as suggestions, snapped to tokens. An entity equal to a
+    span already there (an annotation, or another head's identical proposal) is not repeated: its
+    relations point at the span already there."""
+    positions = [_suggest_span(doc, i, entity, lang) for i, entity in enumerate(annotations.entities)]
+    for i, relation in enumerate(annotations.relations):
+        if not (0 <= relation.head < len(positions) and 0 <= relation.tail < len(positions)):
+            raise AnnotationError(f"relation {i} points outside the {len(positions)} entities")
+        head, tail = positions[relation.head], positions[relation.tail]
+        if head != tail and doc.find_relation(head, tail, relation.label) is None:
+            doc.relations.append(Link(head, tail, relation.label, relation.score, "suggested"))
+
+
+def _suggest_span(doc: AnnotatedDoc, i: int, entity: _Entity, lang: str) -> int:
+    """The index of the span for ``entity``: an identical span already there, or a new suggestion."""
+    if not 0 <= entity.start < entity.end <= len(doc.text):
+        raise AnnotationError(f"entity {i} ({entity.start}, {entity.end}) is outside the text")
+    start, end = snap(doc.text, entity.start, entity.end, lang)
+    existing = doc.find_span(start, end, entity.label)
+    if existing is not None:
+        return existing
+    doc.spans.append(Span(start, end, entity.label, entity.score, entity.head, "suggested"))
+    return len(doc.spans) - 1
+
+
+def _checked(doc: AnnotatedDoc, where: str) -> None:
+    try:
+        check_doc(doc)
+    except AnnotationError as error:
+        raise AnnotationError(f"{where}: {error}") from None
+
+
+def _project(docs: list[AnnotatedDoc], name: str, lang: str) -> Project:
+    project = Project(docs=docs, name=name, lang=lang)
+    _collect_labels(project)
+    return project
+
+
+def _collect_labels(project: Project) -> None:
+    """Add the labels used in the documents to the project's label lists, in order of appearance."""
+    spans = [span.label for doc in project.docs for span in doc.spans]
+    links = [link.label for doc in project.docs for link in doc.relations]
+    project.entity_labels[:] = dict.fromkeys([*project.entity_labels, *spans])
+    project.relation_labels[:] = dict.fromkeys([*project.relation_labels, *links])
