@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
+import spacy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ner.annotation import AnnotatedDoc, AnnotationError, Span, load_dataset, preannotate, project_from_texts
+from ner.annotation import AnnotationError, Span, load_dataset, preannotate, project_from_texts
+from ner.annotation.model import check_doc
 from ner.corpora import read_corpus, read_spert_json
 from ner.pipeline import build_pipeline
 from tests.conftest import DATA, tiny_model
@@ -122,6 +127,7 @@ def test_spert_json_is_gold(tmp_path):
         ('[{"tokens": ["a"], "entities": "oops"}]', "malformed record|not SpERT JSON"),
         ('[{"tokens": ["a", "b"], "entities": [{"type": "X", "start": 0, "end": 1}], '
          '"relations": [{"type": "R", "head": 0, "tail": 0}]}]', "two different spans"),
+        ('[{"tokens": ["a"], "entities": [{"type": "X", "start": Infinity, "end": 1}]}]', "not SpERT JSON"),
         ("[]", "no documents"),
     ],
 )  # fmt: skip
@@ -274,7 +280,44 @@ def test_preannotate_adds_suggestions_with_heads_and_exact_offsets(nlp):
             assert link.status == "suggested" and link.head != link.tail
             assert max(link.head, link.tail) < len(doc.spans)
     assert project.docs[0].meta["pipeline"] == {"name": "tiny_test", "version": "0.0.0"}
-    before = [AnnotatedDoc(**vars(doc)) for doc in project.docs]
+    before = copy.deepcopy(project.docs)
     project.docs[0].spans.clear()  # all suggestions rejected: not suggested again
     assert preannotate(project, nlp) == 0
     assert project.docs[1:] == before[1:]
+
+
+def test_preannotate_needs_one_of_our_pipelines():
+    with pytest.raises(AnnotationError, match="no ner_extractor component"):
+        preannotate(project_from_texts([("a", "Some text.")]), spacy.blank("en"))
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 40)
+    | st.floats()
+    | st.sampled_from(["", "a b", "X", "tokens"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["tokens", "entities", "relations", "type", "start", "end", "head", "tail", "label", "text"]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(JSON_VALUES, st.sampled_from(["x.json", "x.jsonl"]))
+def test_any_json_loads_or_is_refused_with_an_annotation_error(tmp_path, value, name):
+    path = write(tmp_path / name, json.dumps(value))
+    try:
+        project = load_dataset(path)
+    except AnnotationError:
+        return
+    for doc in project.docs:
+        check_doc(doc)

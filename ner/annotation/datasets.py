@@ -91,7 +91,10 @@ def preannotate(project: Project, nlp: Language, batch_size: int = 32) -> int:
     A document counts as having had suggestions once a pipeline ran on it (``meta["pipeline"]``),
     so documents whose suggestions were all rejected are not suggested to again.
     """
-    heads, info = list(extractor_model(nlp).heads), pipeline_info(nlp)
+    try:
+        heads, info = list(extractor_model(nlp).heads), pipeline_info(nlp)
+    except ValueError as error:  # not one of this package's pipelines
+        raise AnnotationError(str(error)) from None
     todo = [doc for doc in project.docs if not doc.done and "pipeline" not in doc.meta]
     todo = [doc for doc in todo if all(span.status == "accepted" for span in doc.spans)]
     for doc, parsed in zip(todo, nlp.pipe((doc.text for doc in todo), batch_size=batch_size)):
@@ -149,7 +152,7 @@ def _spert_json(path: Path) -> list[AnnotatedDoc]:
         ) from None
     except ValueError as error:  # CorpusError names the file and record
         raise AnnotationError(str(error)) from None
-    except (TypeError, AttributeError, KeyError) as error:
+    except (OverflowError, TypeError, AttributeError, KeyError) as error:  # e.g. "start": Infinity
         raise AnnotationError(
             f"{path.name}: not SpERT JSON (a list of {{tokens, entities, relations}}): {error}"
         ) from None
