@@ -72,10 +72,13 @@ def test_jsonl_with_another_text_field(tmp_path):
         (['["a list"]'], "out.jsonl:1: expected a JSON object with a text field 'text'"),
         (['{"body": "no text field"}'], "text field 'text'"),
         ([json.dumps({**RECORD, "entities": [{"start": "x", "end": 3, "label": "A"}]})], "entities.0.start"),
-        ([json.dumps({**RECORD, "entities": [{"start": 0, "end": 99, "label": "A"}]})], "outside the text"),
+        (
+            [json.dumps({**RECORD, "entities": [{"start": 0, "end": 99, "label": "A"}]})],
+            "entity 0: selection \\(0, 99\\) is empty or outside the text",
+        ),
         (
             [json.dumps({**RECORD, "entities": [{"start": 14, "end": 15, "label": "A"}], "relations": []})],
-            "only whitespace",
+            "entity 0: the selection holds only whitespace",
         ),
         (
             [json.dumps({**RECORD, "entities": [{"start": 0, "end": 5, "label": "A", "text": "x"}]})],
@@ -200,6 +203,8 @@ def test_a_folder_of_text_files(tmp_path):
 def test_an_empty_folder(tmp_path):
     with pytest.raises(AnnotationError, match="no .txt files"):
         load_dataset(tmp_path)
+    with pytest.raises(AnnotationError, match="only folders of .txt files"):
+        load_dataset(tmp_path, "jsonl")
 
 
 @pytest.mark.parametrize(

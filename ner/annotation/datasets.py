@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ner.batch.records import doc_record, pipeline_info
 from ner.batch.sources import DEFAULT_MAX_BYTES, SourceText
 from ner.corpora import FORMATS as COLUMN_FORMATS
 from ner.corpora import read_corpus, read_spert_json
+from ner.corpora.conll import DOCSTART
 from ner.documents import Document
 from ner.pipeline import extractor_model
 
@@ -54,6 +56,8 @@ def load_dataset(
     if not path.exists():
         raise AnnotationError(f"{path}: no such file or folder")
     if path.is_dir():
+        if format not in ("auto", "text"):
+            raise AnnotationError(f"{path.name} is a folder: only folders of .txt files can be loaded")
         docs = _text_folder(path, max_bytes)
     else:
         text = read_text(path, max_bytes)
@@ -117,8 +121,9 @@ def _detect(path: Path, text: str) -> str:
 
 def _sniff_columns(text: str) -> str | None:
     """The column preset ``text`` looks like (every line a token then a B/I/O tag), or None."""
-    rows = [line.split("\t") if "\t" in line else line.split() for line in text.split("\n") if line.strip()]
-    rows = [row for row in rows[:_SNIFF_LINES] if row[0].strip() != "-DOCSTART-"]
+    lines = islice((line for line in text.split("\n") if line.strip()), _SNIFF_LINES)
+    rows = [line.split("\t") if "\t" in line else line.split() for line in lines]
+    rows = [row for row in rows if row[0].strip() != DOCSTART]
     if not rows or any(len(row) < 2 or not _TAG.fullmatch(row[-1].strip()) for row in rows):
         return None
     if all(re.match(r"[a-z]{2,3}:.", row[0]) for row in rows):
@@ -249,9 +254,10 @@ def _add_suggestions(doc: AnnotatedDoc, annotations: _Record, lang: str) -> None
 
 def _suggest_span(doc: AnnotatedDoc, i: int, entity: _Entity, lang: str) -> int:
     """The index of the span for ``entity``: an identical span already there, or a new suggestion."""
-    if not 0 <= entity.start < entity.end <= len(doc.text):
-        raise AnnotationError(f"entity {i} ({entity.start}, {entity.end}) is outside the text")
-    start, end = snap(doc.text, entity.start, entity.end, lang)
+    try:
+        start, end = snap(doc.text, entity.start, entity.end, lang)
+    except AnnotationError as error:
+        raise AnnotationError(f"entity {i}: {error}") from None
     existing = doc.find_span(start, end, entity.label)
     if existing is not None:
         return existing
