@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -243,6 +245,54 @@ def compact(
         shutil.copy(pipeline / "metrics.json", output / "metrics.json")
     size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file())
     typer.echo(f"wrote {output} ({size / 1e6:.1f} MB)")
+
+
+@app.command("app")
+def serve_app(
+    port: Annotated[int, typer.Option(help="port to serve on")] = 8501,
+    host: Annotated[
+        str, typer.Option(help="address to listen on; 0.0.0.0 serves other machines too")
+    ] = "localhost",
+    pipelines: Annotated[
+        list[Path],
+        typer.Option(
+            "--pipeline", exists=True, file_okay=False, help="also offer this pipeline (repeatable)"
+        ),
+    ] = [],  # noqa: B006
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where annotation projects are saved (default: beside each dataset)")
+    ] = None,
+) -> None:
+    """Start the annotators' app (Streamlit): extract, annotate and export, model scores.
+
+    Pipelines offered: the shipped one, each --pipeline, $NER_APP_PIPELINES and those in ./runs/.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("streamlit") is None:
+        typer.echo("the app needs streamlit: pip install 'ner[app]'", err=True)
+        raise typer.Exit(2)
+    import app as app_package
+
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    listed = [str(p.resolve()) for p in pipelines] + [env.get("NER_APP_PIPELINES", "")]
+    env["NER_APP_PIPELINES"] = os.pathsep.join(p for p in listed if p)
+    if data_dir:
+        env["NER_APP_DATA_DIR"] = str(data_dir.resolve())
+    main = Path(app_package.__file__).parent / "main.py"
+    settings = {
+        "server.port": port,
+        "server.address": host,
+        "server.headless": "true",
+        "server.fileWatcherType": "none",
+        "browser.gatherUsageStats": "false",
+        "client.toolbarMode": "minimal",
+    }
+    options = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
+    typer.echo(f"ner app on http://{host}:{port}")
+    command = [sys.executable, "-m", "streamlit", "run", str(main), *options]
+    raise typer.Exit(subprocess.call(command, env=env))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,15 @@
+"""The app's entry point (``ner app`` runs ``streamlit run`` on this file): page setup and navigation."""
+
+from pathlib import Path
+
+import streamlit as st
+
+VIEWS = Path(__file__).parent / "views"
+
+st.set_page_config(page_title="ner · entities and relations", page_icon=":material/label:", layout="wide")
+pages = [
+    st.Page(VIEWS / "extract.py", title="Extract", icon=":material/search:", default=True),
+    st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit_note:"),
+    st.Page(VIEWS / "models.py", title="Models", icon=":material/bar_chart:"),
+]
+st.navigation(pages, position="top").run()

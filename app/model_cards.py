@@ -1,0 +1,148 @@
+"""What the Models page says about a pipeline: its training tasks and its scores, from the files
+training writes beside it (``meta.json``, ``metrics.json``).
+
+``metrics.json`` holds, per split, ``{"entities": ..., "relations": ...}`` for a single-task run and
+``{task: {"entities": ...}}`` for a multi-task one; :func:`split_scores` gives both the second shape.
+Test scores exist when the run was evaluated on its test split; dev scores are the selected epoch's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from app.pipelines import PipelineInfo
+
+KINDS = {
+    "entities": "Entities",
+    "relations": "Relations",
+    "relations_with_types": "Relations, entity types included",
+}
+SPLITS = {"test": "Test", "dev": "Dev (selected epoch)"}
+
+
+def read_metrics(path: Path) -> dict:
+    """The pipeline's ``metrics.json``, or ``{}`` when it has none or it cannot be read."""
+    try:
+        value = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def split_scores(metrics: dict, split: str, default_task: str) -> dict[str, dict[str, dict]]:
+    """``{task: {kind: scores}}`` for ``split`` ("test", or "dev" of the selected epoch)."""
+    if split == "test":
+        raw = metrics.get("test") or {}
+    else:
+        best = metrics.get("best_epoch")
+        epochs = [e for e in metrics.get("epochs", []) if e.get("epoch") == best]
+        raw = epochs[0].get("dev", {}) if epochs else {}
+    if "entities" in raw:
+        return {metrics.get("config", {}).get("head_name") or default_task: raw}
+    return {task: scores for task, scores in raw.items() if isinstance(scores, dict)}
+
+
+def available_splits(metrics: dict, default_task: str) -> list[str]:
+    return [split for split in SPLITS if split_scores(metrics, split, default_task)]
+
+
+def summary_table(scores: dict) -> pd.DataFrame:
+    """Micro and macro P/R/F1 of one kind (entities or relations), in percent."""
+    rows = [{"average": name, **_prf(scores[name])} for name in ("micro", "macro") if name in scores]
+    return pd.DataFrame(rows, columns=["average", "precision", "recall", "F1"])
+
+
+def per_type_table(scores: dict) -> pd.DataFrame:
+    """One row per type: P/R/F1 in percent and the number of gold mentions."""
+    rows = [
+        {"type": label, **_prf(values), "support": values.get("support")}
+        for label, values in sorted(scores.get("per_type", {}).items())
+    ]
+    return pd.DataFrame(rows, columns=["type", "precision", "recall", "F1", "support"])
+
+
+def _prf(values: dict) -> dict[str, float]:
+    return {
+        "precision": round(values.get("precision", 0.0), 2),
+        "recall": round(values.get("recall", 0.0), 2),
+        "F1": round(values.get("f1", 0.0), 2),
+    }
+
+
+def tasks_table(info: PipelineInfo, metrics: dict) -> pd.DataFrame:
+    """The training tasks: head, data format and files, from meta.json (or metrics.json's config
+    for pipelines trained before tasks were recorded)."""
+    tasks = info.meta.get("training", {}).get("tasks") or _tasks_from_config(metrics.get("config", {}))
+    rows = [
+        {
+            "task": task.get("name", ""),
+            "head type": task.get("head", {}).get("type", "tagger"),
+            "format": task.get("format", ""),
+            "train": _files(task.get("train")),
+            "dev": _files(task.get("dev")),
+            "test": _files(task.get("test")),
+        }
+        for task in tasks
+    ]
+    return pd.DataFrame(rows, columns=["task", "head type", "format", "train", "dev", "test"])
+
+
+def _tasks_from_config(config: dict) -> list[dict]:
+    if "tasks" in config:
+        return config["tasks"]
+    data = config.get("data", {})
+    if not data:
+        return []
+    return [{"name": config.get("head_name", ""), "head": config.get("head", {}), "format": "", **data}]
+
+
+def _files(value) -> str:
+    if value is None:
+        return ""
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+def heads_table(info: PipelineInfo) -> pd.DataFrame:
+    rows = [
+        {
+            "head": head.name,
+            "type": head.type,
+            "entity labels": ", ".join(head.entity_labels),
+            "relation labels": ", ".join(head.relation_labels),
+        }
+        for head in info.heads
+    ]
+    return pd.DataFrame(rows, columns=["head", "type", "entity labels", "relation labels"])
+
+
+def facts(info: PipelineInfo, metrics: dict) -> dict[str, str]:
+    """Name, version, language, encoder and training figures, as label → value."""
+    epochs = metrics.get("epochs", [])
+    seconds = sum(e.get("train_seconds", 0.0) for e in epochs)
+    values = {
+        "version": info.version or "–",
+        "language": info.lang or "–",
+        "encoder": info.encoder,
+        "heads": str(len(info.heads)),
+        "best epoch": f"{metrics['best_epoch']} of {len(epochs)}" if "best_epoch" in metrics else "–",
+        "training time": f"{seconds / 60:.0f} min" if seconds else "–",
+    }
+    return values
+
+
+def overview_row(info: PipelineInfo, metrics: dict) -> dict:
+    """One line of the pipelines overview: what it is and its headline micro F1 scores (mean over
+    tasks), on test when it was scored on test, else on dev."""
+    default_task = info.heads[0].name if info.heads else ""
+    splits = available_splits(metrics, default_task)
+    row = {"pipeline": info.title, "description": info.summary, "scored on": ""}
+    if splits:
+        scores = split_scores(metrics, splits[0], default_task)
+        row["scored on"] = splits[0]
+        for kind, column in (("entities", "entity F1"), ("relations_with_types", "relation F1")):
+            values = [s[kind]["micro"]["f1"] for s in scores.values() if kind in s]
+            row[column] = round(sum(values) / len(values), 2) if values else None
+    return row
