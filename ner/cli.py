@@ -162,6 +162,9 @@ def extract(
     text_field: Annotated[str, typer.Option(help="the text field of .jsonl/.json records")] = "text",
     max_bytes: Annotated[int, typer.Option(help="skip files larger than this")] = 50_000_000,
     fsync: Annotated[bool, typer.Option(help="fsync after every record (survives power loss)")] = False,
+    docbin: Annotated[
+        Path | None, typer.Option(help="also write every record of the output as a spaCy DocBin here")
+    ] = None,
     show: Annotated[bool, typer.Option(help="print each document's entities and relations")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -169,7 +172,8 @@ def extract(
 
     A run that is stopped, even by kill -9, resumes when started again with the same arguments:
     documents already in the output are skipped. Unreadable inputs are listed with the reason in
-    <output>.errors.jsonl and the run goes on.
+    <output>.errors.jsonl and the run goes on. --docbin writes the complete output as a spaCy
+    DocBin once the run has finished.
     """
     _quiet_transformers()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -198,6 +202,10 @@ def extract(
                 if number >= before:
                     typer.echo(_describe(json.loads(line)))
     typer.echo(f"{summary.describe()} -> {output}")
+    if docbin:
+        from ner.batch.docbin import write_docbin
+
+        typer.echo(f"{write_docbin(output, docbin, pipeline)} documents -> {docbin}")
     if summary.failures:
         typer.echo(f"reasons for the {summary.failures} failures: {errors_path(output)}", err=True)
 

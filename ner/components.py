@@ -180,13 +180,6 @@ class Extractor:
 
     def _write(self, doc: Doc, results: list[tuple[list[int], dict[str, HeadOutput]]]) -> None:
         relation_data: list[dict] = list(doc._.relation_data or [])
-        selected: list[tuple[float, Span]] = []
-        rank = {name: i for i, name in enumerate(self.ents_heads or self.model.heads)}
-        unknown = set(rank) - set(self.model.heads)
-        if unknown:
-            raise ValueError(
-                f"ents_heads names {sorted(unknown)}, not heads of this model: {list(self.model.heads)}"
-            )
         for name in self.model.heads:
             spans, scores = [], []
             for tokens, output in results:
@@ -196,16 +189,30 @@ class Extractor:
                 ]
                 spans += head_spans
                 scores += [e.score for e in entities]
-                relation_data += [_relation_record(head_spans, r, name) for r in relations]
+                relation_data += [relation_record(head_spans, r, name) for r in relations]
             doc.spans[name] = spans
             doc.spans[name].attrs["scores"] = scores
-            if name in rank:
-                selected += [(score, rank[name], span) for score, span in zip(scores, spans)]
         doc._.relation_data = relation_data
         if self.set_ents:
-            doc.ents = _non_overlapping(selected, list(doc.ents), self.ents_merge)
-            for span, score in _scores_by_span(selected).items():
-                doc.char_span(span[0], span[1])._.score = score
+            self.merge_ents(doc, list(self.model.heads))
+
+    def merge_ents(self, doc: Doc, heads: Sequence[str]) -> None:
+        """Set ``doc.ents`` (and ``span._.score``) from the ``heads``' ``doc.spans`` by ``ents_merge``.
+
+        Public so that Docs rebuilt from saved predictions (``ner extract --docbin``) get exactly
+        the entities the component would have chosen."""
+        rank = {name: i for i, name in enumerate(self.ents_heads or heads)}
+        unknown = set(rank) - set(heads)
+        if unknown and self.model is not None:
+            raise ValueError(f"ents_heads names {sorted(unknown)}, not heads of this model: {list(heads)}")
+        selected: list[tuple[float, int, Span]] = []
+        for name in heads:
+            group = doc.spans.get(name)
+            if name in rank and group:
+                selected += [(s, rank[name], span) for s, span in zip(group.attrs["scores"], group)]
+        doc.ents = _non_overlapping(selected, list(doc.ents), self.ents_merge)
+        for span, score in _scores_by_span(selected).items():
+            doc.char_span(span[0], span[1])._.score = score
 
     # ------------------------------------------------------------------ serialisation
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
@@ -218,7 +225,8 @@ class Extractor:
         return self
 
 
-def _relation_record(spans: list[Span], relation, head_name: str) -> dict:
+def relation_record(spans: list[Span], relation, head_name: str) -> dict:
+    """The JSON-serialisable form of ``relation`` (indices into ``spans``) kept in ``doc._.relation_data``."""
     head, tail = spans[relation.head], spans[relation.tail]
     return {
         "head": [head.start, head.end, head.label_],

@@ -218,3 +218,37 @@ def test_extract_into_a_folder_and_engine_names_are_checked(trained, tmp_path):
     assert len((out / "extractions.jsonl").read_text().splitlines()) == 1
     wrong = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--engine", "spark"])
     assert wrong.exit_code == 2 and "--engine must be local or ray" in wrong.output
+
+
+def test_extract_docbin_holds_the_pipelines_own_docs(trained, tmp_path):
+    """--docbin rebuilds, from the JSONL records, the Docs nlp.pipe gives: tokens, every head's
+    spans and scores, the merged doc.ents and the relations."""
+    from spacy.tokens import DocBin
+
+    texts = ["Angela Merkel lives in Berlin. Booth killed Lincoln.", "Ünïcödé São Paulo — Zürich 🙂 Москва."]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number, text in enumerate(texts):
+        (docs / f"{number}.txt").write_text(text, encoding="utf-8")
+    out, docbin = tmp_path / "out.jsonl", tmp_path / "out.spacy"
+    args = ["extract", str(docs), "-o", str(out), "--pipeline", str(trained), "--docbin", str(docbin)]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"2 documents -> {docbin}" in result.output
+    nlp = spacy.load(trained)
+    rebuilt = list(DocBin().from_bytes(docbin.read_bytes()).get_docs(nlp.vocab))
+    expected = list(nlp.pipe(texts))
+    assert sum(len(doc.spans["spert"]) for doc in expected) > 0  # the comparison is not vacuous
+    for got, want in zip(rebuilt, expected):
+        assert [t.text for t in got] == [t.text for t in want]
+        assert [(e.start, e.end, e.label_) for e in got.ents] == [
+            (e.start, e.end, e.label_) for e in want.ents
+        ]
+        assert [(s.start, s.end, s.label_) for s in got.spans["spert"]] == [
+            (s.start, s.end, s.label_) for s in want.spans["spert"]
+        ]
+        assert got.spans["spert"].attrs["scores"] == pytest.approx(
+            want.spans["spert"].attrs["scores"], abs=1e-4
+        )
+        strip = [{**r, "score": round(r["score"], 4)} for r in want._.relation_data]
+        assert [{**r, "head": list(r["head"]), "tail": list(r["tail"])} for r in got._.relation_data] == strip

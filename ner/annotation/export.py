@@ -32,7 +32,7 @@ from ner.annotation.files import write_atomic
 from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span
 from ner.annotation.tokens import snap, tokenize, word_bounds
 from ner.batch.sources import SourceText
-from ner.components import _relation_record
+from ner.components import relation_record
 from ner.corpora import write_conll, write_spert_json
 from ner.documents import Document, Entity, Relation
 
@@ -190,6 +190,6 @@ def _docbin(docs: list[AnnotatedDoc], lang: str) -> bytes:
         parsed.spans[SPANS_KEY] = chosen
         parsed.spans[SPANS_KEY].attrs["scores"] = [span.score for span in spans]
         parsed.ents = filter_spans(chosen)
-        parsed._.relation_data = [_relation_record(chosen, link, SPANS_KEY) for link in links]
+        parsed._.relation_data = [relation_record(chosen, link, SPANS_KEY) for link in links]
         collection.add(parsed)
     return collection.to_bytes()
