@@ -4,9 +4,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.rendering import stylesheet
+
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="ner · entities and relations", page_icon=":material/label:", layout="wide")
+st.html(stylesheet())
 pages = [
     st.Page(VIEWS / "extract.py", title="Extract", icon=":material/search:", default=True),
     st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit_note:"),

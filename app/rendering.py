@@ -43,9 +43,9 @@ def highlight_html(text: str, marks: Iterable[Mark], *, show_heads: bool = False
     return f'<div class="ner-text">{body}</div>'
 
 
-def page_html(fragment: str) -> str:
-    """A fragment with the highlight stylesheet, for ``st.html``."""
-    return f"<style>{CSS}</style>{fragment}"
+def stylesheet() -> str:
+    """The marks' stylesheet, put in every page once (``app/main.py``)."""
+    return f"<style>{CSS}</style>"
 
 
 def legend_html(labels: Iterable[str]) -> str:
@@ -163,9 +163,11 @@ def relation_rows(record: dict) -> list[dict]:
     ]
 
 
-def relation_graph(record: dict) -> str:
-    """Graphviz DOT of the entities that take part in a relation, coloured by label."""
-    entities, relations = record["entities"], record["relations"]
+def relation_graph(record: dict, limit: int = 80) -> str:
+    """Graphviz DOT of the ``limit`` best-scored relations and their entities, coloured by label
+    (a graph of thousands of edges is unreadable, and slow to lay out in the browser)."""
+    entities = record["entities"]
+    relations = sorted(record["relations"], key=lambda r: -(r.get("score") or 0.0))[:limit]
     used = sorted({r["head"] for r in relations} | {r["tail"] for r in relations})
     lines = [
         "digraph relations {",

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from app.palette import color
-from app.pipelines import PipelineInfo, discover
+from app.pipelines import ENV_PIPELINES, PipelineInfo, discover
+
+
+def offered_pipelines() -> list[PipelineInfo]:
+    """The pipelines on offer; looked for again every 30 s, so a training run that finishes shows up."""
+    return _discover(os.environ.get(ENV_PIPELINES, ""), str(Path.cwd()))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def offered_pipelines() -> list[PipelineInfo]:
-    """The pipelines on offer; looked for again every 30 s, so a training run that finishes shows up."""
-    return discover()
+def _discover(listed: str, cwd: str) -> list[PipelineInfo]:
+    return discover({ENV_PIPELINES: listed}, Path(cwd))
 
 
 def pipeline_select(key: str, where=st.sidebar) -> PipelineInfo | None:

@@ -26,6 +26,9 @@ export default function (component) {
     parentElement.appendChild(root);
   }
   root.innerHTML = data.html;
+  // Streamlit may call this function again on the same element: drop the previous listeners first,
+  // or every selection and click would be reported twice.
+  if (root.nerCleanup) root.nerCleanup();
 
   const onMouseUp = () => {
     const selection = window.getSelection();
@@ -43,8 +46,10 @@ export default function (component) {
   };
   root.addEventListener("mouseup", onMouseUp);
   root.addEventListener("click", onClick);
-  return () => {
+  root.nerCleanup = () => {
     root.removeEventListener("mouseup", onMouseUp);
     root.removeEventListener("click", onClick);
+    root.nerCleanup = null;
   };
+  return root.nerCleanup;
 }

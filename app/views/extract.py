@@ -11,10 +11,11 @@ import streamlit as st
 from app import widgets
 from app.extraction import MAX_UPLOAD_BYTES, UPLOAD_TYPES, above_threshold, extract, read_upload
 from app.pipelines import load
-from app.rendering import Mark, highlight_html, legend_html, page_html, relation_graph, relation_rows
+from app.rendering import Mark, highlight_html, legend_html, relation_graph, relation_rows
 from ner.batch.sources import SourceText
 
 PASTE, UPLOAD = "Paste text", "Upload a file"
+GRAPH_LIMIT = 80
 
 
 @st.cache_data(show_spinner="Extracting…", max_entries=64)
@@ -49,7 +50,7 @@ def show_entities(record: dict, show_heads: bool) -> None:
     entities = record["entities"]
     labels = sorted({e["label"] for e in entities})
     marks = [Mark(e["start"], e["end"], e["label"], e["score"], e["head"]) for e in entities]
-    st.html(page_html(legend_html(labels) + highlight_html(record["text"], marks, show_heads=show_heads)))
+    st.html(legend_html(labels) + highlight_html(record["text"], marks, show_heads=show_heads))
     if not entities:
         st.info("No entity above the score threshold.")
         return
@@ -69,7 +70,9 @@ def show_relations(record: dict, extracts_relations: bool) -> None:
     with table:
         widgets.labelled_table(pd.DataFrame(rows), "relation", "head label", "tail label")
     with graph:
-        st.graphviz_chart(relation_graph(record), width="content")
+        if len(rows) > GRAPH_LIMIT:
+            st.caption(f"The graph shows the {GRAPH_LIMIT} highest-scored of the {len(rows)} relations.")
+        st.graphviz_chart(relation_graph(record, GRAPH_LIMIT), width="content")
 
 
 def show_result(doc: SourceText, info, threshold: float) -> None:

@@ -1,0 +1,84 @@
+"""The Annotate page's sidebar: the project, its progress, its labels and the exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.annotate import session
+from app.rendering import legend_html
+from ner.annotation import AnnotationError, AnnotationStore, Project, add_label, export, export_bytes
+
+EXPORTS = {  # format: (button label, file suffix, MIME type)
+    "spert_json": ("SpERT JSON", ".spert.json", "application/json"),
+    "conll": ("CoNLL IOB2", ".conll", "text/plain"),
+    "jsonl": ("JSONL records", ".jsonl", "application/json"),
+    "docbin": ("spaCy DocBin", ".spacy", "application/octet-stream"),
+}
+
+
+def show(store: AnnotationStore) -> None:
+    project = store.project
+    with st.sidebar:
+        st.subheader(project.name)
+        st.caption(f"Saved after every change to `{store.path}`")
+        done, total = project.progress()
+        st.progress(done / total if total else 0.0, text=f"{done} of {total} documents done")
+        labels(store)
+        exports(store)
+        st.button("Close project", icon=":material/close:", on_click=session.close, width="stretch")
+
+
+def labels(store: AnnotationStore) -> None:
+    project = store.project
+    st.markdown("**Entity labels**")
+    st.html(legend_html(project.entity_labels))
+    if project.relation_labels:
+        st.markdown("**Relation labels**")
+        st.html(legend_html(project.relation_labels))
+    with st.form("new_label", clear_on_submit=True, border=False):
+        label = st.text_input("New label", placeholder="e.g. Drug")
+        which = st.radio("for", ["entities", "relations"], horizontal=True, label_visibility="collapsed")
+        if st.form_submit_button("Add label", icon=":material/add:"):
+            session.act(add_label, project, "span" if which == "entities" else "relation", label.strip())
+            st.rerun()
+
+
+def exports(store: AnnotationStore) -> None:
+    project = store.project
+    st.markdown("**Export** (accepted annotations, ready for `ner train`)")
+    only_done = st.checkbox("Only documents marked done", key="export_only_done")
+    for format, (label, suffix, mime) in EXPORTS.items():
+        st.download_button(
+            label,
+            data=lambda format=format: export_bytes(project, format, only_done=only_done),
+            file_name=f"{project.name}{suffix}",
+            mime=mime,
+            icon=":material/download:",
+            key=f"download_{format}",
+            width="stretch",
+            on_click="ignore",
+        )
+    with st.form("export_folder", border=False):
+        folder = st.text_input("Or write all four to a folder on the server", placeholder="/data/exports")
+        if st.form_submit_button("Export to folder", icon=":material/save:"):
+            export_to_folder(project, folder.strip(), only_done)
+
+
+def export_to_folder(project: Project, folder: str, only_done: bool) -> None:
+    if not folder:
+        st.error("Enter a folder to export to.", icon=":material/error:")
+        return
+    target = Path(folder).expanduser()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for format, (_, suffix, _) in EXPORTS.items():
+            export(project, format, target / f"{project.name}{suffix}", only_done=only_done)
+        export(project, "spert_types", target / f"{project.name}.types.json", only_done=only_done)
+    except AnnotationError as error:
+        st.error(f"Export stopped: {error}", icon=":material/error:")
+    except OSError as error:
+        st.error(f"Cannot write to {target}: {error.strerror or error}", icon=":material/error:")
+    else:
+        st.success(f"Exported to {target}", icon=":material/check_circle:")

@@ -1,0 +1,50 @@
+"""The Models page under AppTest: every offered pipeline's description and scores, per type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).parents[1] / "app" / "main.py")
+
+
+@pytest.fixture()
+def app(tmp_path, monkeypatch) -> AppTest:
+    """The Models page with the shipped pipeline and a scoreless copy of its description."""
+    bare = tmp_path / "runs" / "bare"
+    bare.mkdir(parents=True)
+    (bare / "config.cfg").write_text("[nlp]\n")
+    (bare / "meta.json").write_text(json.dumps({"name": "bare", "description": "A model without scores"}))
+    monkeypatch.delenv("NER_APP_PIPELINES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    return at.switch_page("views/models.py").run()
+
+
+def test_overview_and_scores_of_the_shipped_pipeline(app):
+    assert not app.exception
+    assert app.title[0].value == "Models"
+    overview = app.dataframe[0].value
+    assert list(overview["pipeline"]) == ["conll04_spert", "bare"]
+    assert overview["entity F1"][0] == 83.46 and overview["relation F1"][0] == 62.68
+    facts = {m.label: m.value for m in app.metric}
+    assert facts["version"] == "0.0.0" and facts["best epoch"] == "17 of 20" and facts["language"] == "en"
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 3  # entities, relations, relations with entity types
+    tables = [t.value for t in app.dataframe]
+    per_type = next(t for t in tables if "support" in t.columns and "Peop" in set(t["type"]))
+    assert round(per_type.set_index("type").loc["Peop", "F1"], 2) == 90.96
+
+
+def test_dev_scores_and_a_pipeline_without_metrics(app):
+    app.button_group(key="models_split").set_value("dev").run()
+    assert not app.exception and len(app.get("vega_lite_chart")) == 3
+    app.selectbox(key="models_pipeline").select("bare").run()
+    assert not app.exception
+    assert [i.value for i in app.info] == [
+        "This pipeline has no scores: its folder holds no metrics.json from training."
+    ]
+    assert "A model without scores" in [c.value for c in app.caption]
