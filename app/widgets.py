@@ -36,10 +36,21 @@ def pipeline_select(key: str, where=st.sidebar) -> PipelineInfo | None:
     return info
 
 
-def labelled_table(table: pd.DataFrame, *label_columns: str) -> None:
-    """A table whose label cells have their label's colour and whose scores are bars."""
-    style = table.style
-    for column in label_columns:
-        style = style.map(lambda label: f"background-color: {color(label)}; color: #111", subset=[column])
+def labelled_table(table: pd.DataFrame, colour_by: dict[str, str], shown: list[str] | None = None) -> None:
+    """A table whose cells in ``colour_by``'s keys take the colour of the label in the column it
+    names (``{"head": "head label"}``), with scores as bars; ``shown`` columns only, if given."""
+
+    def colours(frame: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        for column, label_column in colour_by.items():
+            css[column] = [f"background-color: {color(label)}; color: #111" for label in frame[label_column]]
+        return css
+
     score = st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f")
-    st.dataframe(style, hide_index=True, width="stretch", column_config={"score": score})
+    st.dataframe(
+        table.style.apply(colours, axis=None),
+        hide_index=True,
+        width="stretch",
+        column_order=shown,
+        column_config={"score": score},
+    )

@@ -55,7 +55,7 @@ def show_entities(record: dict, show_heads: bool) -> None:
         st.info("No entity above the score threshold.")
         return
     table = pd.DataFrame(entities, columns=["text", "label", "score", "head", "start", "end"])
-    widgets.labelled_table(table, "label")
+    widgets.labelled_table(table, {"label": "label"})
 
 
 def show_relations(record: dict, extracts_relations: bool) -> None:
@@ -68,7 +68,8 @@ def show_relations(record: dict, extracts_relations: bool) -> None:
         return
     table, graph = st.columns([3, 2], gap="large")
     with table:
-        widgets.labelled_table(pd.DataFrame(rows), "relation", "head label", "tail label")
+        colours = {"head": "head label", "relation": "relation", "tail": "tail label"}
+        widgets.labelled_table(pd.DataFrame(rows), colours, shown=["head", "relation", "tail", "score"])
     with graph:
         if len(rows) > GRAPH_LIMIT:
             st.caption(f"The graph shows the {GRAPH_LIMIT} highest-scored of the {len(rows)} relations.")

@@ -1,0 +1,236 @@
+"""End to end: ``ner app`` on a free localhost port, driven in headless Chromium by Playwright.
+
+Extract with the shipped pipeline, then on Annotate: select a word with the mouse (after a
+character outside the BMP, which JavaScript counts as two), accept a suggestion, link two
+entities by clicking them, finish the document with its keyboard shortcut, download the JSONL
+export and compare it with what it must be, byte for byte. A screenshot of every page goes to
+test-artifacts/screenshots/. Debian's chromium is used (CI installs it): never a downloaded browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).parents[1] / "test-artifacts" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ARGS += ["--disable-sync", "--no-first-run"]
+TEXT_1 = "The 𝛼 team of Anna Meyer moved to Paris in 2010."
+TEXT_2 = "Bob Stone works for Acme Corp in Boston."
+RECORDS = [
+    {"id": "first", "text": TEXT_1, "entities": [{"start": 14, "end": 24, "label": "Peop", "score": 0.9}]},
+    {
+        "id": "second",
+        "text": TEXT_2,
+        "entities": [
+            {"start": 0, "end": 9, "label": "Peop", "score": 0.8},
+            {"start": 20, "end": 29, "label": "Org", "score": 0.7},
+            {"start": 33, "end": 39, "label": "Loc", "score": 0.6},
+        ],
+        "relations": [
+            {"head": 0, "tail": 1, "label": "Work_For", "score": 0.9},
+            {"head": 0, "tail": 2, "label": "Live_In", "score": 0.5},
+        ],
+    },
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ner app exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``ner app`` in an empty working directory (no runs/), with a data dir for its projects."""
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+    pytest.importorskip("playwright.sync_api")
+    work = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NER_APP_PIPELINES": ""}
+    command = [
+        sys.executable,
+        "-m",
+        "ner.cli",
+        "app",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(work / "projects"),
+    ]
+    with open(work / "server.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url, work
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture()
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: the viewport grows to the height of Streamlit's scrolling main area."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll("
+        "'[data-testid=stMain], [data-testid=stSidebarContent]')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": 1400, "height": max(900, height + 40)})
+    page.wait_for_timeout(800)  # let charts and the graph lay out again
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def select_with_mouse(page, word: str) -> None:
+    """Drag the mouse over ``word`` in the annotation text, as an annotator would."""
+    box = page.evaluate(
+        """(word) => {
+          const root = document.querySelector('.ner-selector');
+          const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+          while (walker.nextNode()) {
+            const node = walker.currentNode, at = node.data.indexOf(word);
+            if (at >= 0) {
+              const range = document.createRange();
+              range.setStart(node, at);
+              range.setEnd(node, at + word.length);
+              const r = range.getBoundingClientRect();
+              return {x: r.x, y: r.y, width: r.width, height: r.height};
+            }
+          }
+          return null;
+        }""",
+        word,
+    )
+    assert box, f"{word!r} is not in the annotation text"
+    middle = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 1, middle)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 1, middle, steps=5)
+    page.mouse.up()
+
+
+def mark(page, text: str):
+    return page.locator(".ner-selector mark", has_text=text).first
+
+
+def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
+    url, work = server
+    page.goto(url)
+    page.get_by_role("button", name="Extract").click()
+    page.get_by_text("The text is empty: paste some text, then press Extract.").wait_for()
+
+    page.get_by_label("Text").fill("John Smith works for Acme Corp in Boston.")
+    page.get_by_role("button", name="Extract").click()
+    page.locator("mark.ner-mark").first.wait_for(timeout=180_000)  # the first run loads the model
+    marks = page.locator("mark.ner-mark").all_inner_texts()
+    assert any(m.startswith("John Smith") and "PEOP" in m.upper() for m in marks), marks
+    page.get_by_role("button", name="Download JSON").wait_for()
+    screenshot(page, "extract")
+
+    page.get_by_role("link", name="Models").click()
+    page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
+    screenshot(page, "models")
+
+    dataset = work / "docs.jsonl"
+    dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")
+    page.get_by_role("link", name="Annotate").click()
+    page.get_by_label("Dataset file or folder").fill(str(dataset))
+    screenshot(page, "annotate-open")
+    page.get_by_role("button", name="Open dataset").click()
+    mark(page, "Anna Meyer").wait_for()
+
+    page.locator("[data-testid=stButtonGroup] button", has_text="Loc").click()  # the label for new spans
+    page.wait_for_timeout(500)
+    select_with_mouse(page, "Paris")  # after "𝛼": two UTF-16 units, one Python character
+    mark(page, "Paris").wait_for()
+    page.locator(".st-key-accept_span_0_0_14_24_Peop_suggested button").first.click()
+    page.locator(".st-key-accept_span_0_0_14_24_Peop_accepted").first.wait_for(state="attached")
+    mark(page, "Anna Meyer").click()
+    page.wait_for_timeout(700)
+    mark(page, "Paris").click()
+    page.get_by_role("combobox", name="Relation").click()
+    page.get_by_role("option", name="Live_In").click()
+    page.get_by_role("button", name="Add relation").and_(page.locator(":enabled")).wait_for()
+    page.get_by_role("button", name="Add relation").click()
+    page.get_by_text("Live_In →").wait_for()
+    screenshot(page, "annotate")
+
+    page.locator("h1").first.click()  # focus outside any input, then the "done, next" shortcut
+    page.keyboard.press("d")
+    page.get_by_text("Document 2 of 2").wait_for()
+    page.get_by_text("1 of 2 documents done").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="JSONL records").click()
+    exported = tmp_path / "export.jsonl"
+    download.value.save_as(exported)
+    assert exported.read_text(encoding="utf-8") == expected_export()
+
+
+def expected_export() -> str:
+    """Only what was accepted: Anna Meyer (the accepted suggestion), Paris (selected), their link."""
+    entities = [
+        {"start": 14, "end": 24, "text": "Anna Meyer", "label": "Peop", "score": 0.9, "head": None},
+        {"start": 34, "end": 39, "text": "Paris", "label": "Loc", "score": None, "head": None},
+    ]
+    first = {"entities": entities, "relations": [{"head": 0, "tail": 1, "label": "Live_In", "score": None}]}
+    records = [(TEXT_1, first), (TEXT_2, {"entities": [], "relations": []})]
+    return "".join(json.dumps(_record(text, found), ensure_ascii=False) + "\n" for text, found in records)
+
+
+def _record(text: str, found: dict) -> dict:
+    return {
+        "source": None,
+        "line": None,
+        "item": None,
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "pipeline": None,
+        "encoding": None,
+        "text": text,
+        **found,
+    }
