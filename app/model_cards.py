@@ -49,19 +49,35 @@ def available_splits(metrics: dict, default_task: str) -> list[str]:
     return [split for split in SPLITS if split_scores(metrics, split, default_task)]
 
 
-def summary_table(scores: dict) -> pd.DataFrame:
-    """Micro and macro P/R/F1 of one kind (entities or relations), in percent."""
-    rows = [{"average": name, **_prf(scores[name])} for name in ("micro", "macro") if name in scores]
-    return pd.DataFrame(rows, columns=["average", "precision", "recall", "F1"])
-
-
-def per_type_table(scores: dict) -> pd.DataFrame:
-    """One row per type: P/R/F1 in percent and the number of gold mentions."""
+def summary_table(tasks: dict[str, dict], kind: str) -> pd.DataFrame:
+    """Micro and macro P/R/F1 (percent) of ``kind`` (entities or relations) for every task."""
     rows = [
-        {"type": label, **_prf(values), "support": values.get("support")}
-        for label, values in sorted(scores.get("per_type", {}).items())
+        {"task": task, "average": name, **_prf(scores[kind][name])}
+        for task, scores in tasks.items()
+        if kind in scores
+        for name in ("micro", "macro")
+        if name in scores[kind]
     ]
-    return pd.DataFrame(rows, columns=["type", "precision", "recall", "F1", "support"])
+    return pd.DataFrame(rows, columns=["task", "average", "precision", "recall", "F1"])
+
+
+def per_type_table(tasks: dict[str, dict], kind: str) -> pd.DataFrame:
+    """One row per task and type: P/R/F1 (percent), the number of gold mentions, and a name for
+    charts (the type, with its task when there are several tasks)."""
+    several = sum(kind in scores for scores in tasks.values()) > 1
+    rows = [
+        {
+            "task": task,
+            "type": label,
+            "name": f"{label} ({task})" if several else label,
+            **_prf(values),
+            "support": values.get("support"),
+        }
+        for task, scores in tasks.items()
+        if kind in scores
+        for label, values in sorted(scores[kind].get("per_type", {}).items())
+    ]
+    return pd.DataFrame(rows, columns=["task", "type", "name", "precision", "recall", "F1", "support"])
 
 
 def _prf(values: dict) -> dict[str, float]:
@@ -119,13 +135,12 @@ def heads_table(info: PipelineInfo) -> pd.DataFrame:
 
 
 def facts(info: PipelineInfo, metrics: dict) -> dict[str, str]:
-    """Name, version, language, encoder and training figures, as label → value."""
+    """Version, language, number of heads and training figures, as label → value."""
     epochs = metrics.get("epochs", [])
     seconds = sum(e.get("train_seconds", 0.0) for e in epochs)
     values = {
         "version": info.version or "–",
         "language": info.lang or "–",
-        "encoder": info.encoder,
         "heads": str(len(info.heads)),
         "best epoch": f"{metrics['best_epoch']} of {len(epochs)}" if "best_epoch" in metrics else "–",
         "training time": f"{seconds / 60:.0f} min" if seconds else "–",
@@ -138,11 +153,12 @@ def overview_row(info: PipelineInfo, metrics: dict) -> dict:
     tasks), on test when it was scored on test, else on dev."""
     default_task = info.heads[0].name if info.heads else ""
     splits = available_splits(metrics, default_task)
-    row = {"pipeline": info.title, "description": info.summary, "scored on": ""}
+    row = {"pipeline": info.title, "description": info.summary, "scored on": "–", "entity F1": "–"}
+    row["relation F1"] = "–"
     if splits:
         scores = split_scores(metrics, splits[0], default_task)
         row["scored on"] = splits[0]
         for kind, column in (("entities", "entity F1"), ("relations_with_types", "relation F1")):
             values = [s[kind]["micro"]["f1"] for s in scores.values() if kind in s]
-            row[column] = round(sum(values) / len(values), 2) if values else None
+            row[column] = f"{sum(values) / len(values):.2f}" if values else "–"
     return row

@@ -167,14 +167,17 @@ def test_model_cards_read_single_and_multi_task_metrics():
     test = model_cards.split_scores(metrics, "test", "spert")
     assert list(test) == ["spert"] and set(test["spert"]) == {"entities", "relations", "relations_with_types"}
     assert model_cards.available_splits(metrics, "spert") == ["test", "dev"]
-    table = model_cards.per_type_table(test["spert"]["entities"])
-    assert list(table["type"]) == ["Loc", "Org", "Other", "Peop"] and table["support"].sum() == 1079
+    table = model_cards.per_type_table(test, "entities")
+    assert list(table["name"]) == ["Loc", "Org", "Other", "Peop"] and table["support"].sum() == 1079
+    assert list(model_cards.summary_table(test, "relations")["average"]) == ["micro", "macro"]
     dev = {"a": {"entities": {"micro": {}}}}
     multi = {"best_epoch": 2, "epochs": [{"epoch": 1}, {"epoch": 2, "dev": dev}]}
     assert model_cards.split_scores(multi, "dev", "x") == dev
     assert model_cards.available_splits(multi, "x") == ["dev"]
+    two = {name: {"entities": {"per_type": {"Gene": {"f1": 70.0}}}} for name in ("a", "b")}
+    assert list(model_cards.per_type_table(two, "entities")["name"]) == ["Gene (a)", "Gene (b)"]
     row = model_cards.overview_row(describe(DEFAULT_PIPELINE), metrics)
-    assert row["scored on"] == "test" and row["entity F1"] == 83.46 and row["relation F1"] == 62.68
+    assert row["scored on"] == "test" and row["entity F1"] == "83.46" and row["relation F1"] == "62.68"
 
 
 def test_projects_live_beside_the_data_or_in_the_data_dir(tmp_path):

@@ -186,12 +186,19 @@ def spans_table(project: Project) -> None:
             index=labels.index(span.label),
             key=f"label_{key}",
             label_visibility="collapsed",
-            on_change=lambda i=i, key=key: session.act(
-                relabel_span, doc, i, st.session_state[f"label_{key}"]
-            ),
+            on_change=relabel,
+            args=(doc, i, f"label_{key}"),
         )
         status.caption(session.status_line(span.score, span.head, span.status))
         row_actions(yes, no, doc, "span", i, span.status == "suggested", key)
+
+
+def relabel(doc: AnnotatedDoc, index: int, key: str) -> None:
+    """Relabel a span from its row's select. The browser can report a select again with its label
+    unchanged (seen when the rows re-render); relabelling then would only drop the model's score."""
+    label = st.session_state[key]
+    if label != doc.spans[index].label:
+        session.act(relabel_span, doc, index, label)
 
 
 def relations_table(project: Project) -> None:

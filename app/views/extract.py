@@ -55,6 +55,7 @@ def show_entities(record: dict, show_heads: bool) -> None:
         st.info("No entity above the score threshold.")
         return
     table = pd.DataFrame(entities, columns=["text", "label", "score", "head", "start", "end"])
+    table = table.sort_values(["start", "end", "head"], kind="stable")
     widgets.labelled_table(table, {"label": "label"})
 
 

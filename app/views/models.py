@@ -7,20 +7,22 @@ import streamlit as st
 
 from app import charts, model_cards, widgets
 
+PERCENT = {name: st.column_config.NumberColumn(format="%.1f") for name in ("precision", "recall", "F1")}
+TABLE = {"hide_index": True, "width": "stretch", "column_config": PERCENT}
 
-def show_scores(scores: dict[str, dict]) -> None:
-    for task, kinds in scores.items():
-        st.markdown(f"#### Task `{task}`")
-        for kind, title in model_cards.KINDS.items():
-            if kind not in kinds:
-                continue
-            chart, tables = st.columns([3, 2], gap="large")
-            with chart:
-                st.markdown(f"**{title}**: F1 per type")
-                st.altair_chart(charts.per_type_f1(model_cards.per_type_table(kinds[kind])), width="stretch")
-            with tables:
-                st.dataframe(model_cards.summary_table(kinds[kind]), hide_index=True, width="stretch")
-                st.dataframe(model_cards.per_type_table(kinds[kind]), hide_index=True, width="stretch")
+
+def show_scores(tasks: dict[str, dict]) -> None:
+    """Per kind (entities, relations): F1 by type in a chart, P/R/F1 averages and per type in tables."""
+    for kind, title in model_cards.KINDS.items():
+        per_type = model_cards.per_type_table(tasks, kind)
+        if per_type.empty:
+            continue
+        st.markdown(f"#### {title}")
+        chart, tables = st.columns(2, gap="large")
+        chart.altair_chart(charts.per_type_f1(per_type), width="stretch")
+        with tables:
+            st.dataframe(model_cards.summary_table(tasks, kind), **TABLE)
+            st.dataframe(per_type.drop(columns="name"), **TABLE)
 
 
 st.title("Models")
@@ -35,20 +37,20 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "entity F1": st.column_config.NumberColumn(format="%.2f", help="micro F1, mean over tasks"),
-        "relation F1": st.column_config.NumberColumn(format="%.2f", help="typed relations, micro F1"),
+        "entity F1": st.column_config.TextColumn(help="micro F1 (%), mean over tasks"),
+        "relation F1": st.column_config.TextColumn(help="relations with entity types, micro F1 (%)"),
     },
 )
 info = widgets.pipeline_select("models_pipeline", where=st)
 if info is not None:
     metrics = model_cards.read_metrics(info.path)
-    for column, (label, value) in zip(st.columns(6), model_cards.facts(info, metrics).items()):
+    st.caption(f"Encoder **{info.encoder}**, pipeline folder `{info.path.name}`")
+    for column, (label, value) in zip(st.columns(5), model_cards.facts(info, metrics).items()):
         column.metric(label, value)
-    heads, data = st.columns(2, gap="large")
-    heads.markdown("**Heads**")
-    heads.dataframe(model_cards.heads_table(info), hide_index=True, width="stretch")
-    data.markdown("**Training data**")
-    data.dataframe(model_cards.tasks_table(info, metrics), hide_index=True, width="stretch")
+    st.markdown("**Heads**")
+    st.dataframe(model_cards.heads_table(info), hide_index=True, width="stretch")
+    st.markdown("**Training data**")
+    st.dataframe(model_cards.tasks_table(info, metrics), hide_index=True, width="stretch")
     default_task = info.heads[0].name if info.heads else ""
     splits = model_cards.available_splits(metrics, default_task)
     if not splits:
