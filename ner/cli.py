@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -300,7 +299,10 @@ def serve_app(
     options = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
     typer.echo(f"ner app on http://{host}:{port}")
     command = [sys.executable, "-m", "streamlit", "run", str(main), *options]
-    raise typer.Exit(subprocess.call(command, env=env))
+    # exec, not a child process: ``ner app`` becomes the server, so Ctrl-C, SIGTERM from a service
+    # manager or a test's terminate() stop the server itself instead of orphaning it.
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ner.cli import app
 
 def test_ner_app_runs_streamlit_headless_with_the_pipelines_and_data_dir(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(ner.cli.subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
+    monkeypatch.setattr(ner.cli.os, "execve", lambda path, command, env: calls.append((command, env)))
     monkeypatch.setenv("NER_APP_PIPELINES", "/from/env")
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -23,6 +23,7 @@ def test_ner_app_runs_streamlit_headless_with_the_pipelines_and_data_dir(tmp_pat
     )
     assert result.exit_code == 0, result.output
     ((command, env),) = calls
+    assert command[0] == sys.executable  # exec'd in place: a signal to `ner app` reaches the server
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert Path(command[4]) == Path(ner.cli.__file__).parents[1] / "app" / "main.py"
     options = dict(zip(command[5::2], command[6::2]))
