@@ -172,8 +172,8 @@ def relation_graph(record: dict, limit: int = 80) -> str:
     lines = [
         "digraph relations {",
         '  graph [rankdir=LR, bgcolor="transparent", pad=0.2, nodesep=0.35];',
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=12, color="#00000022"];',
-        '  edge [fontname="Helvetica", fontsize=10, color="#555555", fontcolor="#333333"];',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=16, color="#00000022"];',
+        '  edge [fontname="Helvetica", fontsize=13, color="#555555", fontcolor="#333333"];',
     ]
     for i in used:
         entity = entities[i]

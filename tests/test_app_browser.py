@@ -123,14 +123,20 @@ def page(server, request):
 
 
 def screenshot(page, name: str) -> None:
-    """The whole page: the viewport grows to the height of Streamlit's scrolling main area."""
+    """The whole page: the viewport grows to the height of Streamlit's scrolling main area (again
+    while tables and charts laid out in the taller window make it taller still)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll("
-        "'[data-testid=stMain], [data-testid=stSidebarContent]')].map(e => e.scrollHeight))"
-    )
-    page.set_viewport_size({"width": 1400, "height": max(900, height + 40)})
-    page.wait_for_timeout(800)  # let charts and the graph lay out again
+    height = 0
+    for _ in range(4):
+        needed = page.evaluate(
+            "() => Math.max(...[...document.querySelectorAll("
+            "'[data-testid=stMain], [data-testid=stSidebarContent]')].map(e => e.scrollHeight))"
+        )
+        if needed <= height:
+            break
+        height = needed
+        page.set_viewport_size({"width": 1400, "height": max(900, height + 40)})
+        page.wait_for_timeout(800)  # let tables, charts and the graph lay out again
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
     page.set_viewport_size({"width": 1400, "height": 900})
 

@@ -67,14 +67,11 @@ def show_relations(record: dict, extracts_relations: bool) -> None:
     if not rows:
         st.info("No relation above the score threshold.")
         return
-    table, graph = st.columns([3, 2], gap="large")
-    with table:
-        colours = {"head": "head label", "relation": "relation", "tail": "tail label"}
-        widgets.labelled_table(pd.DataFrame(rows), colours, shown=["head", "relation", "tail", "score"])
-    with graph:
-        if len(rows) > GRAPH_LIMIT:
-            st.caption(f"The graph shows the {GRAPH_LIMIT} highest-scored of the {len(rows)} relations.")
-        st.graphviz_chart(relation_graph(record, GRAPH_LIMIT), width="content")
+    colours = {"head": "head label", "relation": "relation", "tail": "tail label"}
+    widgets.labelled_table(pd.DataFrame(rows), colours, shown=["head", "relation", "tail", "score"])
+    if len(rows) > GRAPH_LIMIT:
+        st.caption(f"The graph shows the {GRAPH_LIMIT} highest-scored of the {len(rows)} relations.")
+    st.graphviz_chart(relation_graph(record, GRAPH_LIMIT), width="content")
 
 
 def show_result(doc: SourceText, info, threshold: float) -> None:
