@@ -229,3 +229,15 @@ def test_preannotate_with_a_pipeline(tmp_path, workdir, monkeypatch):
     assert len(project.docs) == 2 and set(project.entity_labels) == {"Peop", "Org", "Loc", "Other"}
     assert {s.head for s in project.docs[0].spans} == {"spert"}
     assert project.docs[0].spans[0].status == "suggested"
+
+
+def test_a_pipeline_that_does_not_load_is_a_message(dataset, workdir, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.cfg").write_text('[nlp]\nlang = "en"\npipeline = ["nothing_here"]\n')
+    (broken / "meta.json").write_text('{"name": "broken"}')
+    monkeypatch.setenv("NER_APP_PIPELINES", str(broken))
+    at = open_path(annotate_page(), dataset, pipeline="broken")
+    assert not at.exception
+    assert messages(at)[0].startswith("Cannot open docs.jsonl: ")
+    assert not (dataset.parent / "docs.jsonl.annotations.json").exists()

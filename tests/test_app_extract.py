@@ -121,3 +121,18 @@ def test_no_file_chosen_gives_a_message(app):
     app.button_group[0].set_value("Upload a file").run()
     submit(app)
     assert [e.value for e in app.error] == ["No file chosen: upload a file, then press Extract."]
+
+
+def test_a_pipeline_that_does_not_load_is_a_message(tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.cfg").write_text('[nlp]\nlang = "en"\npipeline = ["nothing_here"]\n')
+    (broken / "meta.json").write_text('{"name": "broken"}')
+    monkeypatch.setenv("NER_APP_PIPELINES", str(broken))
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    at.selectbox(key="extract_pipeline").select("broken").run()
+    at.text_area[0].input(TEXT)
+    submit(at)
+    assert not at.exception
+    assert at.error[0].value.startswith("The pipeline broken could not process this text: ")

@@ -46,6 +46,9 @@ def open_dataset(dataset: Path, folder: Path | None, options: dict) -> None:
             icon=":material/error:",
         )
         return
+    except Exception as error:  # e.g. a pipeline folder that does not load: a message, not a traceback
+        st.error(f"Cannot open {dataset.name}: {error}", icon=":material/error:")
+        return
     done, total = store.project.progress()
     note = (
         f"Continuing {store.path.name}: {done} of {total} done" if continued else f"Created {store.path.name}"
