@@ -16,8 +16,8 @@ from pathlib import Path
 from spacy.language import Language
 
 from ner.annotation import AnnotationError, AnnotationStore, load_dataset, preannotate
-from ner.annotation.files import write_atomic
 from ner.annotation.store import SUFFIX
+from ner.files import write_atomic
 from ner.pipeline import extractor_model
 
 ENV_DATA_DIR = "NER_APP_DATA_DIR"

@@ -28,13 +28,13 @@ from typing import Any
 from spacy.tokens import DocBin
 from spacy.util import filter_spans
 
-from ner.annotation.files import write_atomic
 from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span
 from ner.annotation.tokens import snap, tokenize, word_bounds
 from ner.batch.sources import SourceText
 from ner.components import relation_record
 from ner.corpora import write_conll, write_spert_json
 from ner.documents import Document, Entity, Relation
+from ner.files import write_atomic
 
 FORMATS = ("spert_json", "spert_types", "conll", "jsonl", "docbin")
 SPANS_KEY = "annotations"

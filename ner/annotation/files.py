@@ -1,45 +1,13 @@
-"""Reading user files defensively and writing ours atomically.
+"""Reading annotators' files defensively: every way a file can be unusable is a clear message.
 
-An annotator's work must survive a crash at any moment, so files are replaced whole: written to
-a temporary file beside the target, flushed to disk, then renamed over it (``os.replace`` is
-atomic on POSIX and Windows). A reader sees the old file or the new one, never half of each.
+(Writing is atomic, through :func:`ner.files.write_atomic`.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from ner.annotation.model import AnnotationError
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``, all or nothing (the temporary file is removed on failure)."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not every platform can open a directory, which is harmless."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def read_text(path: str | Path, max_bytes: int | None = None) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ner.annotation.files import write_atomic
 from ner.annotation.model import AnnotationError, Project, check_project, project_from_dict, project_to_dict
+from ner.files import write_atomic
 
 FORMAT = "ner-annotations"
 VERSION = 1

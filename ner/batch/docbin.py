@@ -18,9 +18,9 @@ from pathlib import Path
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
-from ner.annotation.files import write_atomic
 from ner.components import Extractor, relation_record
 from ner.documents import Relation
+from ner.files import write_atomic
 from ner.model import CONFIG_FILE
 from ner.pipeline import DEFAULT_PIPELINE
 
