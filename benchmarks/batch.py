@@ -38,13 +38,14 @@ import threading
 import time
 from pathlib import Path
 
+from common import write_result
+
 RUNS = {
     "bare": {},
     "local1": {"workers": 1},
     "local2": {"workers": 2},
     "ray2": {"workers": 2, "engine": "ray"},
 }
-HERE = Path(__file__).resolve().parent
 
 
 # ------------------------------------------------------------------ child side
@@ -194,7 +195,6 @@ def main() -> None:
         print(json.dumps(child(args.child, args.docs, args.pipeline, args.batch_size, args.child_output)))
         return
 
-    sys.path.insert(0, str(HERE))
     from make_documents import write_documents
 
     if not args.docs.exists():
@@ -219,9 +219,7 @@ def main() -> None:
             "median_percent": round(100 * (statistics.median(ratios) - 1), 1),
         }
         print(f"batch-layer overhead (local1 / bare - 1): {results['batch_layer_overhead']}")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(results, args.output)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.config import load_config  # noqa: E402
@@ -183,12 +184,8 @@ def main() -> None:
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
+    write_result(result, args.output)
     print(markdown(result))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

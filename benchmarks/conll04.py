@@ -22,14 +22,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import DATA, encoder_pass_seconds, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
 from ner.evaluation import evaluate_model  # noqa: E402
 from ner.model import length_batches  # noqa: E402
 from ner.pipeline import DEFAULT_PIPELINE, extractor_model, load  # noqa: E402
-
-DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def accuracy(model, docs) -> dict:
@@ -61,13 +60,7 @@ def encoder_speed(model, docs, batch_size: int, repeats: int) -> dict:
     groups = length_batches([len(d.words) for d in docs], batch_size, 8192)
     prepared = [model.encoder.tokenize([docs[i].words for i in group]) for group in groups]
     pieces = sum(p.num_pieces for p in prepared)
-    best = float("inf")
-    with torch.inference_mode():
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for batch in prepared:
-                model.encoder(batch)
-            best = min(best, time.perf_counter() - started)
+    best = min(encoder_pass_seconds(model.encoder, prepared) for _ in range(repeats))
     words = sum(len(d.words) for d in docs)
     return {
         "seconds": round(best, 2),
@@ -117,11 +110,7 @@ def main() -> None:
             "median": seconds[len(seconds) // 2],
             "all": [e["train_seconds"] for e in epochs],
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n", encoding="utf-8")
+    write_result(result, args.output)
 
 
 if __name__ == "__main__":

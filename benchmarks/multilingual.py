@@ -23,13 +23,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import DATA, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_corpus  # noqa: E402
 from ner.evaluation import evaluate_model  # noqa: E402
 from ner.pipeline import extractor_model, load  # noqa: E402
 
-DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 #: (test file, reader format, labels left out) per evaluation set
 TEST_SETS = {
     "en": ("conll2003_en/test.txt", "conll2003", ()),
@@ -108,11 +108,7 @@ def main() -> None:
             "train_seconds": round(sum(e["train_seconds"] for e in record["epochs"]), 1),
             "wall_seconds": record.get("wall_seconds"),
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n", encoding="utf-8")
+    write_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Sizes are of the files actually written (fp16-everything is computed from the te
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,13 +17,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import DATA, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
 from ner.evaluation import evaluate_model  # noqa: E402
 from ner.pipeline import build_pipeline, extractor_model, load  # noqa: E402
-
-DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def directory_mb(path: Path) -> float:
@@ -58,10 +56,7 @@ def main() -> None:
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
     results["fp16 full (every weight rounded)"] = {"mb": round(params * 2 / 1e6, 1), "f1": f1s(model, docs)}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    write_result(results, args.output)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""What the benchmark scripts share: where the corpora are, timing an encoder pass, writing results.
+
+The scripts are run as ``python benchmarks/NAME.py``, so this folder is on ``sys.path`` and they
+import this module as ``common``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+#: the corpora folder: ``$NER_DATA_DIR``, else ``../shared/data`` beside the checkout
+DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def encoder_pass_seconds(encoder, batches: list) -> float:
+    """Seconds for one forward pass of ``encoder`` over already tokenised ``batches`` (no heads)."""
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            encoder(batch)
+    return time.perf_counter() - started
+
+
+def write_result(result: dict, output: Path | None) -> None:
+    """Print ``result`` as JSON and, with ``output``, write it there (folders created)."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
