@@ -27,8 +27,8 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
 from ner.evaluation import evaluate_model  # noqa: E402
-from ner.model import length_batches  # noqa: E402
 from ner.pipeline import DEFAULT_PIPELINE, extractor_model, load  # noqa: E402
+from ner.schedule import length_batches  # noqa: E402
 
 
 def accuracy(model, docs) -> dict:

@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json  # noqa: E402
 from ner.encoder import Encoder  # noqa: E402
-from ner.model import length_batches  # noqa: E402
+from ner.schedule import length_batches  # noqa: E402
 
 
 def main() -> None:

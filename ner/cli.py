@@ -68,7 +68,7 @@ def train(
         raise typer.Exit(2) from error
     try:
         result = run_training(settings, config.parent, output, progress=not quiet)
-    except (TaskError, CorpusError) as error:  # data that disagrees with the config: no traceback
+    except (TaskError, CorpusError, ConfigError) as error:  # data or encoder disagree with the config
         typer.echo(f"{config}: {error}", err=True)
         raise typer.Exit(2) from error
     typer.echo(f"best epoch {result['best_epoch']}; pipeline in {output or settings.output}")

@@ -34,6 +34,9 @@ class EncoderSettings(_Strict):
         None, ge=0, description="pieces shared by neighbouring windows; default min(128, window/4)"
     )
     freeze_word_embeddings: bool = False
+    freeze_layers: int = Field(
+        0, ge=0, description="train without the embeddings and this many bottom transformer layers"
+    )
 
 
 class TrainingSettings(_Strict):
@@ -53,6 +56,12 @@ class TrainingSettings(_Strict):
     eval_batch_size: int = Field(64, ge=1)
     max_train_docs: int | None = Field(
         None, ge=1, description="use only the first N training documents of each task"
+    )
+    max_batch_words: int | None = Field(
+        4096,
+        ge=1,
+        description="cap on a training batch's padded words (size x longest); long documents travel in "
+        "smaller batches instead of exhausting memory; null: batch_size alone",
     )
     max_dev_docs: int | None = Field(
         None, ge=1, description="evaluate each epoch on the first N dev documents of each task"

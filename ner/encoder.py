@@ -163,6 +163,30 @@ class Encoder(nn.Module):
     def hidden_size(self) -> int:
         return self.transformer.config.hidden_size
 
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The transformer's stack of layers, bottom first (``encoder.layer`` in BERT and XLM-R)."""
+        for name, module in self.transformer.named_modules():
+            if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in {"layer", "layers"}:
+                return module
+        raise ValueError(f"cannot find the layer stack of {type(self.transformer).__name__}")
+
+    def freeze(self, word_embeddings: bool = False, layers: int = 0) -> None:
+        """Stop gradients to the word embeddings, or to all embeddings and the bottom ``layers`` layers.
+
+        Why: a multilingual model's word embeddings are most of its parameters (96M of
+        multilingual-e5-small's 117.5M) and fine-tuning on one language moves only that language's
+        rows; freezing the lower layers as well keeps the cross-lingual alignment they hold
+        (Wu and Dredze 2019 on mBERT), skips their backward pass, and leaves them out of a delta save.
+        """
+        if not 0 <= layers <= len(self.layers):
+            raise ValueError(f"freeze_layers must be between 0 and {len(self.layers)} (the encoder's depth)")
+        frozen: list[nn.Module] = [self.transformer.get_input_embeddings()] if word_embeddings else []
+        if layers:
+            frozen += [self.transformer.embeddings, *self.layers[:layers]]
+        for module in frozen:
+            module.requires_grad_(False)
+
     def _model_window(self) -> int:
         limits = [self.transformer.config.max_position_embeddings]
         if 0 < self.tokenizer.model_max_length < 100_000:

@@ -28,6 +28,7 @@ from torch import nn
 from ner.documents import Entity, Relation, RelationType, Schema
 from ner.encoder import Encoder, resolve_encoder
 from ner.heads import build_head, parse_head_config
+from ner.schedule import length_batches
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
@@ -166,21 +167,6 @@ class ExtractionModel(nn.Module):
             {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         )
         return model.eval()
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_batch_words: int) -> list[list[int]]:
-    """Indices of non-empty items grouped by length, each group within both budgets."""
-    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lengths.__getitem__)
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        if current and (len(current) >= batch_size or lengths[i] * (len(current) + 1) > max_batch_words):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:

@@ -26,18 +26,41 @@ Sampling = Literal["shuffle", "proportional", "temperature", "round_robin"]
 BUCKET_BATCHES = 50  # batches per length bucket: sorted within, shuffled across
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_words: int) -> list[list[int]]:
+    """Indices of non-empty items grouped by length, each group within both budgets: at most
+    ``batch_size`` items and ``max_batch_words`` padded words (a group's size times its longest)."""
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= batch_size or lengths[i] * (len(current) + 1) > max_batch_words):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def length_bucketed_batches(
-    items: Sequence[T], lengths: Sequence[int], size: int, rng: random.Random
+    items: Sequence[T], lengths: Sequence[int], size: int, rng: random.Random, max_words: int | None = None
 ) -> list[list[T]]:
     """Random batches of ``size`` whose members have similar lengths (less padding, same randomness
-    across epochs): shuffle, sort each run of ``BUCKET_BATCHES * size`` items by length, cut, shuffle."""
+    across epochs): shuffle, sort each run of ``BUCKET_BATCHES * size`` items by length, cut, shuffle.
+
+    ``max_words`` caps a batch's padded words: CoNLL-2002 has "sentences" of 300 to 1,238 words, and
+    32 of them in one batch took over 20 GB in the backward pass; such batches are cut smaller. Items
+    without words are left out (the encoder cannot take them).
+    """
     order = list(range(len(items)))
     rng.shuffle(order)
     bucket = BUCKET_BATCHES * size
+    budget = max_words or size * max(lengths, default=1)
     batches = []
     for begin in range(0, len(order), bucket):
-        chunk = sorted(order[begin : begin + bucket], key=lambda i: lengths[i])
-        batches += [[items[i] for i in chunk[k : k + size]] for k in range(0, len(chunk), size)]
+        chunk = order[begin : begin + bucket]
+        groups = length_batches([lengths[i] for i in chunk], size, budget)
+        batches += [[items[chunk[k]] for k in group] for group in groups]
     rng.shuffle(batches)
     return batches
 

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ner.config import TrainConfig
+from ner.config import ConfigError, TrainConfig
 from ner.encoder import Encoder
 from ner.evaluation import evaluate_model, primary_score
 from ner.heads import build_head
@@ -57,6 +57,24 @@ def parameter_groups(model: ExtractionModel, weight_decay: float, lr: float, hea
         rate = head_lr if name.startswith("heads.") else lr
         groups.setdefault((rate, 0.0 if plain else weight_decay), []).append(parameter)
     return [{"params": p, "lr": rate, "weight_decay": decay} for (rate, decay), p in groups.items()]
+
+
+def epoch_batches(
+    tasks: list[TaskData], sizes: dict[str, int], max_words: int | None, rng: random.Random
+) -> dict[str, list[list]]:
+    """One epoch's length-bucketed training batches of every task."""
+    return {
+        d.name: length_bucketed_batches(
+            d.train, [len(doc.words) for doc in d.train], sizes[d.name], rng, max_words
+        )
+        for d in tasks
+    }
+
+
+def copy_of(rng: random.Random) -> random.Random:
+    twin = random.Random()
+    twin.setstate(rng.getstate())
+    return twin
 
 
 def build_model(config: TrainConfig) -> tuple[ExtractionModel, list[dict]]:
@@ -183,13 +201,17 @@ def train(
     old_heads = set(model.heads)
     tasks = prepare_tasks(config, root, model)
     monitored = monitored_tasks(inherited, config, root, model) + [d for d in tasks if d.name in old_heads]
-    if config.encoder.freeze_word_embeddings:
-        model.encoder.transformer.get_input_embeddings().weight.requires_grad_(False)
+    try:
+        model.encoder.freeze(config.encoder.freeze_word_embeddings, config.encoder.freeze_layers)
+    except ValueError as error:
+        raise ConfigError(f"encoder {config.encoder.name!r}: {error}") from error
     before = evaluate_tasks(model, monitored, "dev", t.eval_batch_size) if monitored else {}
     records = _task_records(inherited, config)
     rng = random.Random(t.seed)
     sizes = {d.name: d.task.batch_size or t.batch_size for d in tasks}
-    steps = t.epochs * sum(-(-len(d.train) // sizes[d.name]) for d in tasks)
+    # The schedule's length: epoch 1's batches, drawn from a copy of the generator (a word budget
+    # makes the count depend on the draw; later epochs differ by at most a few batches).
+    steps = t.epochs * sum(map(len, epoch_batches(tasks, sizes, t.max_batch_words, copy_of(rng)).values()))
     groups = parameter_groups(model, t.weight_decay, t.learning_rate, t.head_learning_rate or t.learning_rate)
     optimizer = torch.optim.AdamW(groups, lr=t.learning_rate, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup * steps), steps)
@@ -197,10 +219,7 @@ def train(
     for epoch in range(1, t.epochs + 1):
         model.train()
         started, total_loss, total_words = time.perf_counter(), 0.0, 0
-        per_task = {
-            d.name: length_bucketed_batches(d.train, [len(doc.words) for doc in d.train], sizes[d.name], rng)
-            for d in tasks
-        }
+        per_task = epoch_batches(tasks, sizes, t.max_batch_words, rng)
         schedule = epoch_schedule(per_task, t.sampling, rng, t.temperature)
         bar = tqdm(schedule, desc=f"epoch {epoch}/{t.epochs}", disable=not progress, unit="batch")
         for task, batch in bar:

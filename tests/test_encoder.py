@@ -181,3 +181,26 @@ def test_from_pretrained_loads_a_saved_directory(tiny_encoder_dir, encoder):
 def test_an_overlap_as_large_as_the_window_is_rejected():
     with pytest.raises(ValueError, match="overlap"):
         tiny_encoder(window=16, overlap=16)
+
+
+def test_freeze_stops_gradients_below_the_chosen_layer():
+    encoder = tiny_encoder()
+    encoder.freeze(layers=1)
+    encoder.encode([["Angela", "Merkel", "lives", "in", "Berlin"]]).states.sum().backward()
+    for name, parameter in encoder.named_parameters():
+        trained = ".layer.1." in name
+        assert parameter.requires_grad == trained, name
+        assert (parameter.grad is not None) == trained, name
+
+
+def test_freeze_word_embeddings_alone_leaves_the_other_embeddings_trainable():
+    encoder = tiny_encoder()
+    encoder.freeze(word_embeddings=True)
+    frozen = {name for name, p in encoder.named_parameters() if not p.requires_grad}
+    assert frozen == {"transformer.embeddings.word_embeddings.weight"}
+
+
+@pytest.mark.parametrize("layers", [-1, 3])
+def test_freezing_more_layers_than_the_encoder_has_is_rejected(layers):
+    with pytest.raises(ValueError, match=r"freeze_layers must be between 0 and 2"):
+        tiny_encoder().freeze(layers=layers)

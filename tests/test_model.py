@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from safetensors import safe_open
 
-from ner.model import WEIGHTS_FILE, ExtractionModel, _apply_delta, _delta, length_batches
+from ner.model import WEIGHTS_FILE, ExtractionModel, _apply_delta, _delta
 from tests.conftest import tiny_model
 
 SENTENCES = [
@@ -78,20 +76,6 @@ def test_an_unknown_format_version_is_rejected(model, tmp_path):
 
 
 # ---------------------------------------------------------------------- batching and prediction
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 40), max_size=30), st.integers(1, 8), st.integers(1, 120))
-def test_length_batches_respect_both_budgets_and_cover_every_non_empty_item(lengths, batch_size, max_words):
-    """Each non-empty index once, empty ones never; a batch exceeds the word budget only when alone."""
-    batches = length_batches(lengths, batch_size, max_words)
-    indices = [i for batch in batches for i in batch]
-    assert sorted(indices) == [i for i, n in enumerate(lengths) if n > 0]
-    for batch in batches:
-        assert 1 <= len(batch) <= batch_size
-        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= max_words
-    ordered = [lengths[i] for i in indices]
-    assert ordered == sorted(ordered)  # grouped by length, shortest first
-
-
 def test_predict_on_nothing_and_on_empty_documents(model):
     """No documents give no results; an empty document gets empty results for every head."""
     assert model.predict([]) == []

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
+from safetensors import safe_open
 
-from ner.config import load_config
+from ner.config import ConfigError, load_config
 from ner.model import ExtractionModel
 from ner.pipeline import build_pipeline
 from ner.tasks import TaskError
@@ -165,3 +166,34 @@ def test_a_spert_task_and_a_tagging_task_train_on_one_encoder(tmp_path, tiny_enc
     assert set(result["test"]["genes"]) == {"entities"}
     doc = spacy.load(tmp_path / "out")("Leonardo DiCaprio works for Warner Bros in Los Angeles .")
     assert set(doc.spans) >= {"spert", "genes"}
+
+
+def test_frozen_layers_get_no_gradient_and_are_left_out_of_a_delta_save(tmp_path, tiny_encoder_dir):
+    """``encoder.freeze_layers``: the embeddings and the bottom layers stay the base encoder's, so a
+    delta pipeline stores only the layers above them, and still loads to the trained weights."""
+    overrides = {"encoder.freeze_layers": 1, "export.storage": "delta", "export.dtype": "float32"}
+    config = load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir), **overrides}, only_tasks=["genes"])
+    frozen_grads: list[bool] = []
+
+    def record(task: str, model: ExtractionModel) -> None:
+        frozen = [p for n, p in model.encoder.named_parameters() if ".layer.1." not in n]
+        frozen_grads.append(any(p.grad is not None for p in frozen))
+
+    train(config, DATA, tmp_path / "out", progress=False, on_step=record)
+    assert frozen_grads and not any(frozen_grads)
+    stored = json.loads((tmp_path / "out" / "ner_extractor" / "model.json").read_text())["weights"]
+    with safe_open(str(tmp_path / "out" / "ner_extractor" / "weights.safetensors"), "pt") as weights:
+        encoder_keys = [k for k in weights.keys() if not k.startswith("heads.")]  # noqa: SIM118
+    assert stored["storage"] == "delta" and encoder_keys
+    assert all(k.startswith("delta.encoder.layer.1.") for k in encoder_keys), encoder_keys
+    base = ExtractionModel.load(tmp_path / "out" / "ner_extractor").encoder.transformer.state_dict()
+    original = tiny_encoder().transformer.state_dict()
+    assert torch.equal(
+        base["embeddings.word_embeddings.weight"], original["embeddings.word_embeddings.weight"]
+    )
+
+
+def test_freezing_more_layers_than_the_encoder_has_fails_with_a_config_error(tmp_path, tiny_encoder_dir):
+    config = _config(tiny_encoder_dir, **{"encoder.freeze_layers": 3})
+    with pytest.raises(ConfigError, match=r"freeze_layers must be between 0 and 2"):
+        train(config, DATA, tmp_path / "x", progress=False)

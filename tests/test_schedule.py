@@ -6,10 +6,10 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner.schedule import epoch_schedule, length_bucketed_batches, task_weights
+from ner.schedule import epoch_schedule, length_batches, length_bucketed_batches, task_weights
 
 
 @given(st.lists(st.integers(1, 80), max_size=300), st.integers(1, 40), st.integers(0, 10**6))
@@ -72,3 +72,30 @@ def test_temperature_flattens_the_mix():
     many = epoch_schedule({"a": [[1]] * 900, "b": [[2]] * 100}, "temperature", random.Random(0), 2.0)
     share = Counter(t for t, _ in many)["b"] / len(many)
     assert 0.2 < share < 0.3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=30), st.integers(1, 8), st.integers(1, 120))
+def test_length_batches_respect_both_budgets_and_cover_every_non_empty_item(lengths, batch_size, max_words):
+    """Each non-empty index once, empty ones never; a batch exceeds the word budget only when alone."""
+    batches = length_batches(lengths, batch_size, max_words)
+    indices = [i for batch in batches for i in batch]
+    assert sorted(indices) == [i for i, n in enumerate(lengths) if n > 0]
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= max_words
+    ordered = [lengths[i] for i in indices]
+    assert ordered == sorted(ordered)  # grouped by length, shortest first
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=200), st.integers(1, 8), st.integers(0, 99))
+def test_a_word_budget_cuts_long_batches_and_changes_nothing_when_it_does_not_bind(lengths, size, seed):
+    items = list(range(len(lengths)))
+    plain = length_bucketed_batches(items, lengths, size, random.Random(seed))
+    assert plain == length_bucketed_batches(items, lengths, size, random.Random(seed), max(lengths) * size)
+    capped = length_bucketed_batches(items, lengths, size, random.Random(seed), max_words=64)
+    assert sorted(i for batch in capped for i in batch) == items
+    for batch in capped:
+        assert len(batch) <= size
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 64
