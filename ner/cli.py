@@ -235,14 +235,16 @@ def compact(
     pipeline: Annotated[Path, typer.Argument(help="trained pipeline directory")],
     output: Annotated[Path, typer.Argument(help="where to write the compact copy")],
     storage: Annotated[str, typer.Option(help="delta (vs the installed base encoder) or full")] = "delta",
-    dtype: Annotated[str, typer.Option(help="float16 or float32")] = "float16",
+    dtype: Annotated[
+        str, typer.Option(help="of the stored differences: float16, float32 or int8")
+    ] = "float16",
 ) -> None:
     """Re-save a pipeline storing only what differs from its base encoder, in half precision."""
     _quiet_transformers()
     from ner.pipeline import build_pipeline, extractor_model, load, save
 
-    if storage not in {"delta", "full"} or dtype not in {"float16", "float32"}:
-        raise typer.BadParameter("storage must be delta or full, dtype float16 or float32")
+    if storage not in {"delta", "full"} or dtype not in {"float16", "float32", "int8"}:
+        raise typer.BadParameter("storage must be delta or full, dtype float16, float32 or int8")
     trained = load(pipeline)
     nlp = build_pipeline(
         extractor_model(trained), trained.lang, trained.meta["name"], storage, dtype, meta=trained.meta

@@ -34,7 +34,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from ner.model import ExtractionModel, HeadOutput
+from ner.model import DeltaDtype, ExtractionModel, HeadOutput
 
 MergeRule = Literal["score", "length", "priority"]
 MERGE_RULES = ("score", "length", "priority")
@@ -102,7 +102,7 @@ def make_extractor(
     ents_merge: MergeRule,
     ents_heads: list[str] | None,
     storage: Literal["full", "delta"],
-    dtype: Literal["float16", "float32"],
+    dtype: DeltaDtype,
 ) -> Extractor:
     return Extractor(
         name,
@@ -128,7 +128,7 @@ class Extractor:
         segment_by_sentence: bool = True,
         set_ents: bool = True,
         storage: Literal["full", "delta"] = "full",
-        dtype: Literal["float16", "float32"] = "float16",
+        dtype: DeltaDtype = "float16",
         model: ExtractionModel | None = None,
         ents_merge: MergeRule = "score",
         ents_heads: Sequence[str] | None = None,

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ner.encoder import DEFAULT_ENCODER
+from ner.model import DeltaDtype
 from ner.tasks import TaskSettings
 
 
@@ -77,7 +78,7 @@ class TrainingSettings(_Strict):
 
 class ExportSettings(_Strict):
     storage: Literal["full", "delta"] = "full"
-    dtype: Literal["float16", "float32"] = "float16"
+    dtype: DeltaDtype = Field("float16", description="of the stored differences (delta storage only)")
     pipeline_name: str = "extractor"
     lang: str = "en"
 

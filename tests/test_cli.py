@@ -88,11 +88,10 @@ def test_extract_writes_jsonl_skips_bad_files_and_resumes(trained, tmp_path):
     assert out.read_text(encoding="utf-8") == before and errors_file.read_text() == errors_before
 
 
-def test_compact_keeps_predictions(trained, tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_compact_keeps_predictions(trained, tmp_path, dtype):
     out = tmp_path / "nested" / "compact"  # missing parents are created
-    result = runner.invoke(
-        app, ["compact", str(trained), str(out), "--storage", "delta", "--dtype", "float32"]
-    )
+    result = runner.invoke(app, ["compact", str(trained), str(out), "--storage", "delta", "--dtype", dtype])
     assert result.exit_code == 0, result.output
     text = "Satya Nadella runs Microsoft in Redmond."
     before, after = spacy.load(trained)(text), spacy.load(out)(text)

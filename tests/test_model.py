@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 
 from ner.model import WEIGHTS_FILE, ExtractionModel, _apply_delta, _delta
@@ -145,6 +147,34 @@ def test_delta_stores_only_what_changed_and_applying_it_restores_the_weights():
         restored[WORDS_KEY][[0, 1, 3, 4, 5, 6, 8, 9]], base[WORDS_KEY][[0, 1, 3, 4, 5, 6, 8, 9]]
     )
     assert all(torch.equal(base[name], untouched[name]) for name in base)  # the base is not modified
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10**6), st.floats(1e-6, 1.0))
+def test_int8_deltas_restore_every_weight_within_half_a_step_of_its_rows_scale(seed, size):
+    """int8 storage: one int8 per changed value plus an fp32 scale per row; a row's error is at most
+    half its scale (its largest change / 254), a row that did not change is restored exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    base = {
+        WORDS_KEY: torch.randn(10, 8, generator=generator),
+        "encoder.layer.0.dense.weight": torch.randn(6, 5, generator=generator),
+        "encoder.layer.0.dense.bias": torch.randn(6, generator=generator),
+    }
+    state = {name: value.clone() for name, value in base.items()}
+    state[WORDS_KEY][[1, 4]] += torch.randn(2, 8, generator=generator) * size
+    state["encoder.layer.0.dense.weight"][:5] += torch.randn(5, 5, generator=generator) * size  # row 5 kept
+    state["encoder.layer.0.dense.bias"] += torch.randn(6, generator=generator) * size
+    stored = _delta(state, base, torch.int8)
+    assert stored["delta.encoder.layer.0.dense.weight"].dtype == torch.int8
+    assert stored["scale.delta.encoder.layer.0.dense.weight"].shape == (6, 1)
+    assert stored[f"rows.{WORDS_KEY}.delta"].dtype == torch.int8
+    restored = _apply_delta(base, stored)
+    for name in state:
+        change = state[name] - base[name]
+        bound = change.abs().amax(dim=-1, keepdim=True) / 254 * (1 + 1e-5) + 1e-6
+        assert ((restored[name] - state[name]).abs() <= bound).all(), name
+    assert torch.equal(restored["encoder.layer.0.dense.weight"][5], base["encoder.layer.0.dense.weight"][5])
+    assert torch.equal(restored[WORDS_KEY][[0, 2, 3]], base[WORDS_KEY][[0, 2, 3]])
 
 
 def test_a_changed_integer_buffer_is_stored_in_full():
