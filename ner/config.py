@@ -34,6 +34,9 @@ class EncoderSettings(_Strict):
     overlap: int | None = Field(
         None, ge=0, description="pieces shared by neighbouring windows; default min(128, window/4)"
     )
+    num_layers: int | None = Field(
+        None, ge=1, description="keep only the encoder's bottom N layers (faster); default: all"
+    )
     freeze_word_embeddings: bool = False
     freeze_layers: int = Field(
         0, ge=0, description="train without the embeddings and this many bottom transformer layers"

@@ -153,13 +153,15 @@ class ExtractionModel(nn.Module):
         options = {"window": enc["window"], "overlap": enc["overlap"]}
         if config["weights"]["storage"] == "delta":
             encoder = Encoder.from_pretrained(enc["name"], **options)
-            base = encoder.transformer.state_dict()
-            if _fingerprint(base) != config["weights"]["base_fingerprint"]:
+            if _fingerprint(encoder.transformer.state_dict()) != config["weights"]["base_fingerprint"]:
                 raise ValueError(
                     f"{directory}: the installed base encoder {enc['name']!r} differs from the one this "
                     "model was trained from; install the version named in the project's dependencies"
                 )
-            state = _apply_delta(base, tensors)
+            depth = enc["config"].get("num_hidden_layers")
+            if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
+                encoder.keep_layers(depth)
+            state = _apply_delta(encoder.transformer.state_dict(), tensors)
         else:
             encoder = Encoder.from_config(enc["config"], str(directory / TOKENIZER_DIR), **options)
             state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}

@@ -204,3 +204,12 @@ def test_freeze_word_embeddings_alone_leaves_the_other_embeddings_trainable():
 def test_freezing_more_layers_than_the_encoder_has_is_rejected(layers):
     with pytest.raises(ValueError, match=r"freeze_layers must be between 0 and 2"):
         tiny_encoder().freeze(layers=layers)
+
+
+def test_keep_layers_cuts_the_stack_and_the_config():
+    encoder = tiny_encoder()
+    encoder.keep_layers(1)
+    assert len(encoder.layers) == 1 and encoder.transformer.config.num_hidden_layers == 1
+    assert torch.isfinite(encoder.encode([["Angela", "Merkel"]]).states).all()
+    with pytest.raises(ValueError, match=r"num_layers must be between 1 and 1"):
+        encoder.keep_layers(2)

@@ -197,3 +197,21 @@ def test_freezing_more_layers_than_the_encoder_has_fails_with_a_config_error(tmp
     config = _config(tiny_encoder_dir, **{"encoder.freeze_layers": 3})
     with pytest.raises(ConfigError, match=r"freeze_layers must be between 0 and 2"):
         train(config, DATA, tmp_path / "x", progress=False)
+
+
+def test_a_model_on_the_bottom_layers_saves_as_a_delta_and_loads_with_that_depth(tmp_path, tiny_encoder_dir):
+    """``encoder.num_layers``: the base encoder is cut to its bottom layers before training; the delta
+    pipeline records the depth, and loading cuts the installed base the same way before adding it."""
+    overrides = {"encoder.num_layers": 1, "export.storage": "delta", "export.dtype": "float32"}
+    config = load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir), **overrides}, only_tasks=["genes"])
+    train(config, DATA, tmp_path / "out", progress=False)
+    model = ExtractionModel.load(tmp_path / "out" / "ner_extractor")
+    assert len(model.encoder.layers) == 1
+    with safe_open(str(tmp_path / "out" / "ner_extractor" / "weights.safetensors"), "pt") as weights:
+        assert not [k for k in weights.keys() if ".layer.1." in k]  # noqa: SIM118
+    words = ["BRCA1", "binds", "TP53", "."]
+    assert spacy.load(tmp_path / "out").get_pipe("ner_extractor").model.predict([words]) == model.predict(
+        [words]
+    )
+    with pytest.raises(ConfigError, match=r"num_layers must be between 1 and 2"):
+        train(_config(tiny_encoder_dir, **{"encoder.num_layers": 3}), DATA, tmp_path / "x", progress=False)
