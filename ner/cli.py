@@ -238,17 +238,17 @@ def compact(
     dtype: Annotated[
         str, typer.Option(help="of the stored differences: float16, float32 or int8")
     ] = "float16",
+    name: Annotated[str | None, typer.Option(help="a new pipeline name (default: keep it)")] = None,
 ) -> None:
-    """Re-save a pipeline storing only what differs from its base encoder, in half precision."""
+    """Re-save a pipeline storing only what differs from its base encoder, in half precision or int8."""
     _quiet_transformers()
     from ner.pipeline import build_pipeline, extractor_model, load, save
 
     if storage not in {"delta", "full"} or dtype not in {"float16", "float32", "int8"}:
         raise typer.BadParameter("storage must be delta or full, dtype float16, float32 or int8")
     trained = load(pipeline)
-    nlp = build_pipeline(
-        extractor_model(trained), trained.lang, trained.meta["name"], storage, dtype, meta=trained.meta
-    )
+    meta = {**trained.meta, "name": name or trained.meta["name"]}
+    nlp = build_pipeline(extractor_model(trained), trained.lang, meta["name"], storage, dtype, meta=meta)
     save(nlp, output)
     if (pipeline / "metrics.json").is_file():  # keep the training record with the model
         shutil.copy(pipeline / "metrics.json", output / "metrics.json")
