@@ -202,7 +202,7 @@ def train(
     tasks = prepare_tasks(config, root, model)
     monitored = monitored_tasks(inherited, config, root, model) + [d for d in tasks if d.name in old_heads]
     try:
-        if config.encoder.num_layers is not None and config.init_from is None:
+        if config.encoder.num_layers is not None:
             model.encoder.keep_layers(config.encoder.num_layers)
         model.encoder.freeze(config.encoder.freeze_word_embeddings, config.encoder.freeze_layers)
     except ValueError as error:
