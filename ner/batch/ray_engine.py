@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ner.batch.sources import SourceText
+from ner.batch.sources import Skipped, SourceText
 
 
 class RayExtractor:
@@ -33,8 +33,17 @@ class RayExtractor:
         from ner.batch.runner import _extract_chunk
 
         items = [SourceText(**json.loads(value)) for value in batch["item"]]
-        records = [json.dumps(record, ensure_ascii=False) for record in _extract_chunk(items)]
+        records = [json.dumps(_row(record), ensure_ascii=False) for record in _extract_chunk(items)]
         return {"record": np.array(records, dtype=object)}
+
+
+def _row(record: dict | Skipped) -> dict:
+    """A record, or a document that failed, as JSON (Skipped marked so that it comes back as one)."""
+    return {"skipped": asdict(record)} if isinstance(record, Skipped) else record
+
+
+def _from_row(row: dict) -> dict | Skipped:
+    return Skipped(**row["skipped"]) if set(row) == {"skipped"} else row
 
 
 def ray_extracted(
@@ -43,7 +52,7 @@ def ray_extracted(
     batch_size: int,
     actors: int,
     address: str | None,
-) -> Iterator[list[dict]]:
+) -> Iterator[list[dict | Skipped]]:
     """Records of every pending document, in input order, computed by ``actors`` Ray actors."""
     import ray
 
@@ -65,4 +74,4 @@ def ray_extracted(
         num_cpus=1,
     )
     for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        yield [json.loads(record) for record in batch["record"]]
+        yield [_from_row(json.loads(record)) for record in batch["record"]]

@@ -6,6 +6,11 @@ is appended to the output as soon as its chunk is done, in input order. Killing 
 most the chunks in flight; starting it again with the same arguments resumes where it stopped.
 Workers are spawned processes (never forked: torch and tokenizers threads do not survive a
 fork), each loading the pipeline once and using its share of the CPU cores.
+
+No document can stop the run or take others with it: a chunk the pipeline fails on is retried
+one document at a time, and a document that still fails is listed in the errors file with the
+exception, like an unreadable file. Only the output itself failing (disk full, permissions)
+stops the run, because then nothing more could be recorded; what was written is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,9 +28,19 @@ from typing import Literal
 
 from tqdm import tqdm
 
+from ner.batch.budget import DEFAULT_READ_SECONDS
 from ner.batch.output import JsonlLog, record_key
 from ner.batch.records import doc_record, pipeline_info
-from ner.batch.sources import DEFAULT_MAX_BYTES, Skipped, SourceText, count_items, find_files, read_items
+from ner.batch.sources import (
+    DEFAULT_MAX_BYTES,
+    Skipped,
+    SourceText,
+    count_items,
+    find_files,
+    printable,
+    read_items,
+    source_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +53,7 @@ class RunOptions:
     pattern: str | None = None  # glob under folders; default: every supported suffix
     text_field: str = "text"  # JSON/JSONL field holding the text
     max_bytes: int = DEFAULT_MAX_BYTES
+    read_seconds: float | None = DEFAULT_READ_SECONDS  # time budget to read one file; None: none
     fsync: bool = False  # fsync after every record (slower; survives power loss, not just kills)
     engine: Literal["local", "ray"] = "local"  # ray: Ray Data actors, ``workers`` of them
     address: str | None = None  # Ray cluster address ("auto" for a running cluster); None: start a local one
@@ -66,9 +83,25 @@ def errors_path(output: Path) -> Path:
     return output.with_name(output.name + ".errors.jsonl")
 
 
+class InputError(ValueError):
+    """The inputs named cannot be used at all (a path that does not exist)."""
+
+
+def check_inputs(inputs: list[Path]) -> None:
+    """Refuse, before anything runs, input paths that do not exist (a typo would otherwise
+    "succeed" with nothing extracted)."""
+    missing = [source_name(path) for path in inputs if not os.path.lexists(path)]
+    if missing:
+        raise InputError(f"no such file or folder: {', '.join(map(printable, missing))}")
+
+
 def run(inputs: list[Path], output: Path, options: RunOptions, progress: bool = True) -> RunSummary:
-    """Extract every document under ``inputs`` into ``output`` (JSONL, appended, resumable)."""
+    """Extract every document under ``inputs`` into ``output`` (JSONL, appended, resumable).
+
+    Raises :class:`InputError` for missing inputs, :class:`ner.batch.output.OutputLocked` when
+    another process writes ``output``, and ``OSError`` when the output cannot be written."""
     started = time.perf_counter()
+    check_inputs(inputs)
     files = find_files(inputs, options.pattern)
     summary = RunSummary()
     total = sum(count_items(p, options.max_bytes) for p in files) if progress else None
@@ -77,6 +110,10 @@ def run(inputs: list[Path], output: Path, options: RunOptions, progress: bool = 
         todo = _pending(files, options, log, errors, summary, bar.update)
         for records in _extracted(_chunks(todo, options.batch_size), options):
             for record in records:
+                if isinstance(record, Skipped):
+                    summary.failures += 1
+                    _log_failure(record, errors)
+                    continue
                 log.append(record)
                 summary.documents += 1
                 summary.entities += len(record["entities"])
@@ -99,19 +136,25 @@ def _pending(
 ) -> Iterator[SourceText]:
     """The documents still to extract; failures are logged (once across runs) and counted."""
     for path in files:
-        for item in read_items(path, options.text_field, options.max_bytes):
+        for item in read_items(path, options.text_field, options.max_bytes, options.read_seconds):
             if isinstance(item, Skipped):
                 summary.failures += 1
                 advance(1)
-                record = {"source": item.source, "line": item.line, "item": item.item, "reason": item.reason}
-                if record_key(record) not in errors:
-                    logger.warning("skipped %s: %s", item.source, item.reason)
-                    errors.append(record)
+                _log_failure(item, errors)
             elif (item.source, item.line, item.item, item.sha256) in log:
                 summary.already_done += 1
                 advance(1)
             else:
                 yield item
+
+
+def _log_failure(item: Skipped, errors: JsonlLog) -> None:
+    """List ``item`` in the errors file, once across runs (a rerun meets the same bad inputs)."""
+    record = {"source": item.source, "line": item.line, "item": item.item, "reason": item.reason}
+    if record_key(record) not in errors:
+        where = f":{item.line}" if item.line else f"[{item.item}]" if item.item is not None else ""
+        logger.warning("skipped %s%s: %s", printable(item.source), where, printable(item.reason))
+        errors.append(record)
 
 
 def _chunks(items: Iterable[SourceText], size: int) -> Iterator[list[SourceText]]:
@@ -170,7 +213,27 @@ def _load_worker(pipeline: str | None, threads: int | None) -> None:
         )
 
 
-def _extract_chunk(items: list[SourceText]) -> list[dict]:
+def _extract_chunk(items: list[SourceText]) -> list[dict | Skipped]:
+    """The records of ``items``, in order; when the chunk fails, each document is tried alone and
+    those that still fail become :class:`Skipped` with the error (the others are not lost)."""
+    try:
+        return _records_of(items)
+    except Exception as error:  # noqa: BLE001 - one document's failure is isolated below
+        if len(items) == 1:
+            return [_failure(items[0], error)]
+    return [record for item in items for record in _extract_chunk([item])]
+
+
+def _records_of(items: list[SourceText]) -> list[dict]:
     nlp, heads, info = _WORKER["nlp"], _WORKER["heads"], _WORKER["info"]
     docs = nlp.pipe([item.text for item in items], batch_size=len(items))
     return [doc_record(doc, item, heads, info) for item, doc in zip(items, docs)]
+
+
+def _failure(item: SourceText, error: Exception) -> Skipped:
+    """The reason a document could not be extracted, with where it failed (for a bug report)."""
+    logger.debug("extraction failed for %s", printable(item.source), exc_info=error)
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    reason = f"extraction failed: {type(error).__name__}: {str(error)[:1000]}{where}"
+    return Skipped(item.source, reason, item.line, item.item)

@@ -10,6 +10,12 @@ markup dropped; ``.jsonl`` and ``.json`` with the text in a configurable field; 
 pypdf. Text files that are not UTF-8 are decoded with the encoding charset-normalizer detects.
 For HTML and PDF the offsets of entities refer to the extracted text, which is therefore kept in
 the output record.
+
+Hostile content is contained here: JSON nested deeper than the parser can follow is a reason, not
+a ``RecursionError``; lone surrogates (``"\\ud800"`` is valid JSON, but not Unicode text) become
+U+FFFD, one character for one, so offsets are unchanged and the output stays valid UTF-8; file
+names that are not UTF-8 are named with their odd bytes escaped (``bad\\xffname.txt``); and
+each file is read within a time budget (:mod:`ner.batch.budget`).
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+
+from ner.batch.budget import DEFAULT_READ_SECONDS, OverBudget, check, time_budget
 
 SUFFIX_FORMATS = {
     ".txt": "text",
@@ -87,19 +97,58 @@ def find_files(roots: list[Path], pattern: str | None = None) -> list[Path]:
     return found
 
 
-def read_items(path: Path, text_field: str = "text", max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Item]:
-    """Every document of ``path``, or the reasons they cannot be used; never raises for bad content."""
-    source = str(path)
+def source_name(path: Path) -> str:
+    """``path`` as a valid Unicode string for records and logs: bytes of a file name that are not
+    UTF-8 are written as ``\\xNN`` (the same name on every run, so resuming still works)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) and lone surrogates escaped, so
+    that one name cannot forge lines in a listing or a log."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def read_items(
+    path: Path,
+    text_field: str = "text",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_seconds: float | None = DEFAULT_READ_SECONDS,
+) -> Iterator[Item]:
+    """Every document of ``path``, or the reasons they cannot be used; never raises for bad content.
+
+    The file is read and parsed within ``max_seconds`` (None: no limit); over it, it is skipped."""
+    try:
+        with time_budget(max_seconds):
+            items = list(_read_items(path, text_field, max_bytes))
+    except OverBudget:
+        items = [Skipped(source_name(path), f"reading took over {max_seconds:g} s (--read-timeout)")]
+    yield from items
+
+
+def _read_items(path: Path, text_field: str, max_bytes: int) -> Iterator[Item]:
+    source = source_name(path)
     kind = SUFFIX_FORMATS.get(path.suffix.lower(), "text")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            yield Skipped(source, f"{size} bytes is over the limit of {max_bytes} (--max-bytes)")
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block, /dev/zero never ends
+            yield Skipped(source, "not a regular file (a device, pipe or socket)")
+            return
+        if status.st_size > max_bytes:
+            yield Skipped(source, f"{status.st_size} bytes is over the limit of {max_bytes} (--max-bytes)")
             return
         if kind == "pdf":
             yield _pdf_item(path)
             return
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)  # the file may have grown since stat
+        if len(data) > max_bytes:
+            yield Skipped(source, f"over the limit of {max_bytes} bytes (--max-bytes)")
+            return
     except OSError as error:
         yield Skipped(source, f"cannot read: {error.strerror or error}")
         return
@@ -134,7 +183,7 @@ def count_items(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     if kind == "jsonl":
         return max(1, sum(1 for line in data.split(b"\n") if line.strip()))
     try:
-        value = json.loads(data)
+        value = _parse_json(data)
     except ValueError:
         return 1
     return len(value) if isinstance(value, list) else 1
@@ -178,7 +227,18 @@ def _preferred(matches: list):
 def _checked(item: SourceText) -> Item:
     if not item.text.strip():
         return Skipped(item.source, "empty (no text)", item.line, item.item)
+    if _SURROGATES.search(item.text):
+        text = _SURROGATES.sub("\ufffd", item.text)
+        return SourceText(item.source, text, item.line, item.item, item.encoding)
     return item
+
+
+def _parse_json(text: str | bytes) -> object:
+    """``json.loads``, with nesting too deep for the parser reported as a ``ValueError``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
 
 
 def _record_text(record: object, text_field: str) -> str:
@@ -196,7 +256,7 @@ def _jsonl_items(source: str, text: str, text_field: str) -> Iterator[Item]:
         if not line.strip():
             continue
         try:
-            value = _record_text(json.loads(line), text_field)
+            value = _record_text(_parse_json(line), text_field)
         except ValueError as error:  # json.JSONDecodeError is a ValueError
             yield Skipped(source, f"line {number}: {error}", line=number)
             continue
@@ -205,7 +265,7 @@ def _jsonl_items(source: str, text: str, text_field: str) -> Iterator[Item]:
 
 def _json_items(source: str, text: str, text_field: str) -> Iterator[Item]:
     try:
-        value = json.loads(text)
+        value = _parse_json(text)
     except ValueError as error:
         yield Skipped(source, f"invalid JSON: {error}")
         return
@@ -224,14 +284,19 @@ def _pdf_item(path: Path) -> Item:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    source = source_name(path)
     try:
         reader = PdfReader(path)
-        text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
-        return Skipped(str(path), f"corrupt or unreadable PDF: {error}")
+        pages = []
+        for page in reader.pages:
+            check()  # the cooperative time budget, where no alarm signal can interrupt us
+            pages.append((page.extract_text() or "").strip())
+        text = "\n\n".join(pages)
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, RecursionError) as error:
+        return Skipped(source, f"corrupt or unreadable PDF: {type(error).__name__}: {error}")
     if not text.strip():
-        return Skipped(str(path), "no extractable text in the PDF (a scan? OCR is not supported)")
-    return SourceText(str(path), text, encoding="pdf")
+        return Skipped(source, "no extractable text in the PDF (a scan? OCR is not supported)")
+    return _checked(SourceText(source, text, encoding="pdf"))
 
 
 # ------------------------------------------------------------------------------------------ HTML
