@@ -107,6 +107,10 @@ def evaluate(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the scores as JSON")] = None,
     batch_size: int = 64,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="text encoding of DATA and --types, e.g. latin-1 (default: UTF-8; never guessed)"),
+    ] = None,
 ) -> None:
     """Score a pipeline on gold data: seqeval strict IOB2 for tagging heads, SpERT's protocol for
     SpERT heads (micro and macro P/R/F1, per type)."""
@@ -116,26 +120,38 @@ def evaluate(
     from ner.pipeline import extractor_model, load
     from ner.tasks import TaskError
 
-    nlp = load(pipeline)
-    head = head or next(iter(extractor_model(nlp).heads))
+    try:
+        nlp = load(pipeline)
+        head = head or next(iter(extractor_model(nlp).heads), None)
+    except (OSError, ValueError, RuntimeError) as error:
+        typer.echo(f"error: cannot load the pipeline {pipeline}: {error}", err=True)
+        raise typer.Exit(2) from error
+    if head is None:
+        typer.echo(f"error: the pipeline {pipeline} has no heads to evaluate", err=True)
+        raise typer.Exit(2)
     try:
         if data is None:
             root = data_root or Path(os.environ.get("NER_DATA_DIR") or "../shared/data")
             results = evaluate_recorded_tasks(nlp, root, split, batch_size)
         else:
             scores = evaluate_file(
-                nlp, data, head, format, entity_type, types, batch_size, lang, ignore_labels
+                nlp, data, head, format, entity_type, types, batch_size, lang, ignore_labels, encoding
             )
             results = {head: scores}
-    except (TaskError, ValueError, KeyError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
+    except (TaskError, ValueError, KeyError, OSError) as error:  # CorpusError is a ValueError
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2) from error
     for name, scores in results.items():
         typer.echo(f"===== {name} =====")
         typer.echo(format_scores(scores))
     if output:
         payload = {name: {k: v.as_dict() for k, v in scores.items()} for name, scores in results.items()}
-        output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        try:
+            output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        except OSError as error:
+            typer.echo(f"error: cannot write the scores to {output}: {error.strerror or error}", err=True)
+            raise typer.Exit(2) from error
 
 
 @app.command()
@@ -160,6 +176,9 @@ def extract(
     batch_size: Annotated[int, typer.Option(min=1, help="documents per pipeline call")] = 32,
     text_field: Annotated[str, typer.Option(help="the text field of .jsonl/.json records")] = "text",
     max_bytes: Annotated[int, typer.Option(help="skip files larger than this")] = 50_000_000,
+    read_timeout: Annotated[
+        float, typer.Option(help="seconds to read one file before skipping it (0: no limit)")
+    ] = 20.0,
     fsync: Annotated[bool, typer.Option(help="fsync after every record (survives power loss)")] = False,
     docbin: Annotated[
         Path | None, typer.Option(help="also write every record of the output as a spaCy DocBin here")
@@ -173,15 +192,27 @@ def extract(
     documents already in the output are skipped. Unreadable inputs are listed with the reason in
     <output>.errors.jsonl and the run goes on. --docbin writes the complete output as a spaCy
     DocBin once the run has finished.
+
+    Exit status: 0 when every document was extracted; 1 when the run finished but some inputs
+    were skipped (each listed with its reason in <output>.errors.jsonl); 2 when nothing could
+    run or the output could not be written (a missing input, an output another run is writing,
+    an unwritable --output or --docbin, a full disk), with the reason.
     """
     _quiet_transformers()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from ner.batch.runner import RunOptions, errors_path, run
+    from ner.batch.output import OutputLocked
+    from ner.batch.runner import InputError, RunOptions, check_inputs, errors_path, run
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, not {engine!r}")
     if output.is_dir() or not output.suffix:  # a folder: the records go to <folder>/extractions.jsonl
         output = output / "extractions.jsonl"
+    try:
+        check_inputs(inputs)
+        if docbin:
+            _check_writable(docbin)
+    except (InputError, OSError) as error:
+        _refuse(error)
     options = RunOptions(
         str(pipeline) if pipeline else None,
         batch_size,
@@ -192,9 +223,15 @@ def extract(
         fsync,
         engine,
         address,
+        read_timeout or None,
     )
     before = _line_count(output)
-    summary = run(inputs, output, options, progress=not quiet)
+    try:
+        summary = run(inputs, output, options, progress=not quiet)
+    except (InputError, OutputLocked) as error:
+        _refuse(error)
+    except OSError as error:  # the output cannot be written: what is there is kept, a rerun resumes
+        _refuse(error, f"; the records written so far are kept in {output}, and a rerun resumes")
     if show:
         with open(output, encoding="utf-8") as handle:
             for number, line in enumerate(handle):
@@ -204,9 +241,35 @@ def extract(
     if docbin:
         from ner.batch.docbin import write_docbin
 
-        typer.echo(f"{write_docbin(output, docbin, pipeline)} documents -> {docbin}")
+        try:
+            typer.echo(f"{write_docbin(output, docbin, pipeline)} documents -> {docbin}")
+        except (OSError, ValueError) as error:
+            _refuse(error, f"; the records are in {output}")
     if summary.failures:
         typer.echo(f"reasons for the {summary.failures} failures: {errors_path(output)}", err=True)
+        raise typer.Exit(1)
+
+
+def _refuse(error: Exception, after: str = "") -> None:
+    """Print why the command cannot go on and exit with status 2 (no traceback)."""
+    from ner.batch.sources import printable
+
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        message = f"{printable(os.fsdecode(error.filename))}: {error.strerror}"
+    else:
+        message = str(error)
+    typer.echo(f"error: {printable(message)}{after}", err=True)
+    raise typer.Exit(2) from error
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, not after the whole extraction, if ``path`` cannot be written."""
+    import tempfile
+
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder, not a file", str(path))
+    with tempfile.TemporaryFile(dir=path.parent or "."):
+        pass
 
 
 def _line_count(path: Path) -> int:
@@ -217,16 +280,24 @@ def _line_count(path: Path) -> int:
 
 
 def _describe(record: dict) -> str:
+    """A record for a terminal: one line per entity and relation; names and texts escaped, so a
+    newline in a file name cannot forge a line."""
+    from ner.batch.sources import printable
+
     where = f":{record['line']}" if record.get("line") else ""
-    lines = [f"== {record['source']}{where}"]
+    lines = [f"== {printable(record['source'])}{where}"]
     entities = record["entities"]
     for e in entities:
         lines.append(
-            f"  {e['label']:<10} {e['text']!r} [{e['start']}:{e['end']}] {e['score']:.2f} ({e['head']})"
+            f"  {printable(e['label']):<10} {printable(repr(e['text']))} [{e['start']}:{e['end']}] "
+            f"{e['score']:.2f} ({printable(e['head'])})"
         )
     for r in record["relations"]:
-        head, tail = entities[r["head"]], entities[r["tail"]]
-        lines.append(f"  {head['text']!r} --{r['label']}--> {tail['text']!r} {r['score']:.2f}")
+        head, tail = (
+            printable(repr(entities[r["head"]]["text"])),
+            printable(repr(entities[r["tail"]]["text"])),
+        )
+        lines.append(f"  {head} --{printable(r['label'])}--> {tail} {r['score']:.2f}")
     return "\n".join(lines)
 
 

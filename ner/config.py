@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ner.corpora import CorpusError, read_text
 from ner.encoder import DEFAULT_ENCODER
 from ner.model import DeltaDtype
 from ner.tasks import TaskSettings
@@ -126,25 +127,43 @@ class ConfigError(ValueError):
     """A configuration file is missing, malformed, or names data that does not exist."""
 
 
+def _read_toml(path: Path) -> dict:
+    """The TOML table of ``path``; a missing, unreadable, undecodable or malformed file is a
+    :class:`ConfigError` naming it (TOML is UTF-8 by definition, so no other encoding is tried)."""
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(read_text(path, "utf-8", "TOML config file", "TOML is UTF-8: convert it"))
+    except CorpusError as error:
+        raise ConfigError(str(error)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def _override(data: dict, dotted: str, value: object, path: Path) -> None:
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating missing tables."""
+    *parents, key = dotted.split(".")
+    target = data
+    for depth, part in enumerate(parents):
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"{path}: cannot set {dotted}: {where} = {target!r} is not a table")
+    target[key] = value
+
+
 def load_config(
     path: str | Path, overrides: dict | None = None, only_tasks: Sequence[str] = ()
 ) -> TrainConfig:
     """Read and validate a TOML training config; data files must exist. ``only_tasks`` keeps the
     named tasks only (single-task baselines from a multi-task config)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ConfigError(f"config file not found: {path}") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+    data = _read_toml(path)
     for dotted, value in (overrides or {}).items():
-        *parents, key = dotted.split(".")
-        target = data
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[key] = value
+        _override(data, dotted, value, path)
     if only_tasks:
+        if not isinstance(data.get("tasks"), list) or not all(isinstance(t, dict) for t in data["tasks"]):
+            raise ConfigError(f"{path}: 'tasks' must be a list of [[tasks]] tables")
         known = [task.get("name") for task in data.get("tasks", [])]
         missing = sorted(set(only_tasks) - set(known))
         if missing:

@@ -114,10 +114,14 @@ def evaluate_file(
     batch_size: int = 64,
     lang: str | None = None,
     ignore_labels: Sequence[str] = (),
+    encoding: str | None = None,
 ) -> dict[str, Scores]:
     """One head on one gold file. The format is ``format``, else the CoNLL format of ``lang``, else
     the head's training task's, else SpERT JSON for ``.json`` files; the entity type of untyped
-    files defaults to the head's training task's."""
+    files defaults to the head's training task's. ``types`` defaults to a ``types.json`` beside
+    the file, else the head's own labels; given explicitly, it must exist. ``encoding`` is the
+    files' text encoding (default UTF-8; never guessed, see :mod:`ner.corpora.text`). A file
+    without documents is refused: it has nothing to score."""
     model = extractor_model(nlp)
     head = head or next(iter(model.heads))
     if head not in model.heads:
@@ -127,11 +131,15 @@ def evaluate_file(
     format = _file_format(path, format, lang, recorded)
     schema = model.heads[head].schema
     if format == "spert_json":
-        types = types or path.parent / "types.json"
-        docs = read_spert_json(path, read_spert_types(types) if types.is_file() else schema)
+        if types is None and (path.parent / "types.json").is_file():
+            types = path.parent / "types.json"
+        docs = read_spert_json(path, read_spert_types(types, encoding) if types else schema, encoding)
     else:
         entity_type = entity_type or (recorded.entity_type if recorded else None)
-        docs = read_corpus(path, format, **({"entity_type": entity_type} if entity_type else {}))
+        typed = {"entity_type": entity_type} if entity_type else {}
+        docs = read_corpus(path, format, encoding=encoding, **typed)
+    if not docs:
+        raise ValueError(f"{path} holds no documents: nothing to score")
     known = Schema(tuple(label for label in schema.entity_labels if label not in ignore_labels), ())
     check_labels(head, path, _without(docs, ignore_labels), known)
     return evaluate_model(model, docs, head, batch_size, ignore_labels)

@@ -8,13 +8,14 @@ typo in ``entity_type`` or a wrong split fails before the first training step, n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ner.corpora import read_corpus, read_spert_json, read_spert_types
+from ner.corpora import check_encoding, read_corpus, read_spert_json, read_spert_types
 from ner.documents import Document, Schema
 from ner.heads import HEAD_TYPES
 from ner.heads.tagger import TaggerConfig
@@ -23,6 +24,7 @@ CorpusFormat = Literal["spert_json", "biobert_tsv", "crichton_iob", "conll2003",
 # Any registered head's config, chosen by its ``type`` (a new head type needs no change here).
 HeadConfig = Annotated[Union[tuple(config for config, _ in HEAD_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
 SPLITS = ("train", "dev", "test")
+logger = logging.getLogger(__name__)
 
 
 class TaskError(ValueError):
@@ -51,6 +53,17 @@ class TaskSettings(BaseModel):
     )
     head: HeadConfig = Field(default_factory=TaggerConfig)
     batch_size: int | None = Field(None, ge=1, description="default: training.batch_size")
+    encoding: str | None = Field(
+        None,
+        description="text encoding of the task's files, e.g. 'latin-1' for the original CoNLL-2002 files; "
+        "default: UTF-8 (or the file's byte-order mark). Never guessed: a file that does not decode is "
+        "refused with the byte offset",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        return None if encoding is None else check_encoding(encoding)
 
     @model_validator(mode="after")
     def _format_needs(self) -> TaskSettings:
@@ -75,20 +88,37 @@ class TaskSettings(BaseModel):
 
 
 def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None = None) -> list[Document]:
-    """Gold documents of one split (``[]`` when the task has none)."""
+    """Gold documents of one split (``[]`` when the task has none).
+
+    A configured file that holds no documents is refused: an empty train file trains nothing, an
+    empty dev file selects no epoch and an empty test file scores nothing, each of which would
+    otherwise pass for a result.
+    """
     relative = getattr(task, split)
     if relative is None:
         return []
     if task.format == "spert_json":
-        schema = schema or read_spert_types(root / task.types)
+        schema = schema or read_spert_types(root / task.types, task.encoding)
     overrides = {"entity_type": task.entity_type} if task.entity_type else {}
     docs = []
     for path in [relative] if isinstance(relative, str) else relative:
         if task.format == "spert_json":
-            docs += read_spert_json(root / path, schema)
+            found = read_spert_json(root / path, schema, task.encoding)
         else:
-            docs += read_corpus(root / path, task.format, **overrides)
+            found = read_corpus(root / path, task.format, encoding=task.encoding, **overrides)
+        if not found:
+            raise TaskError(
+                f"task {task.name!r}: the {split} file {root / path} holds no documents{_HINTS[split]}"
+            )
+        docs += found
     return docs
+
+
+_HINTS = {
+    "train": "; nothing to train on",
+    "dev": "; no epoch can be selected on it (leave 'dev' out to keep the last epoch)",
+    "test": "; nothing to score (leave 'test' out to skip the test scores)",
+}
 
 
 def labels_in(docs: Sequence[Document]) -> list[str]:
@@ -99,7 +129,7 @@ def labels_in(docs: Sequence[Document]) -> list[str]:
 def task_schema(task: TaskSettings, root: Path, train_docs: Sequence[Document]) -> Schema:
     """The head's label inventory: the types file, ``labels``, or the train set's labels."""
     if task.format == "spert_json":
-        schema = read_spert_types(root / task.types)
+        schema = read_spert_types(root / task.types, task.encoding)
         if task.labels is not None and sorted(task.labels) != sorted(schema.entity_labels):
             raise TaskError(
                 f"task {task.name!r}: labels {task.labels} differ from {task.types}: "
@@ -119,6 +149,28 @@ def check_labels(head: str, path: str | Path, docs: Sequence[Document], schema: 
         raise TaskError(
             f"head {head!r}: {path} has labels {unknown} that the head does not predict "
             f"({list(schema.entity_labels)}); fix 'labels'/'entity_type' or the file"
+        )
+
+
+def check_learnable(task: TaskSettings, train: Sequence[Document], schema: Schema, limited: bool) -> None:
+    """Refuse a train set without a single entity (the head would learn to predict nothing, and the
+    run would still end with a pipeline and scores); warn about labels it never shows."""
+    if not any(doc.entities for doc in train):
+        limit = " (the first training.max_train_docs of them)" if limited else ""
+        raise TaskError(
+            f"task {task.name!r}: the {len(train)} training documents{limit} of {task.train} hold no "
+            "entities; a head cannot learn from them"
+        )
+    unseen = sorted(set(schema.entity_labels) - set(labels_in(train)))
+    if unseen:
+        logger.warning(
+            "task %r: no training entity of type %s; the head cannot learn them", task.name, unseen
+        )
+    relations = {relation.label for doc in train for relation in doc.relations}
+    unseen = sorted(set(schema.relation_labels) - relations)
+    if unseen:
+        logger.warning(
+            "task %r: no training relation of type %s; the head cannot learn them", task.name, unseen
         )
 
 
@@ -148,3 +200,12 @@ class TaskData:
         self.test = read_split(task, "test", root, self.schema) if "test" in splits else []
         for split in splits:
             check_labels(task.name, getattr(task, split), getattr(self, split), self.schema)
+        if "train" in splits:
+            check_learnable(task, self.train, self.schema, limited=max_train_docs is not None)
+        if self.dev and not any(doc.entities for doc in self.dev):
+            logger.warning(
+                "task %r: the dev set %s holds no entities, so its F1 is 0 at every epoch and cannot "
+                "select one for this task",
+                task.name,
+                task.dev,
+            )

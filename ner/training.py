@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ner.config import ConfigError, TrainConfig
-from ner.encoder import Encoder
+from ner.corpora import CorpusError
+from ner.encoder import OFFLINE_ENCODERS, Encoder
 from ner.evaluation import evaluate_model, primary_score
 from ner.heads import build_head
 from ner.metrics import Scores
@@ -80,12 +82,37 @@ def copy_of(rng: random.Random) -> random.Random:
 def build_model(config: TrainConfig) -> tuple[ExtractionModel, list[dict]]:
     """The model training starts from, and the task records of its heads (``init_from``'s, or none)."""
     if config.init_from is not None:
-        nlp = load(config.init_from)
+        try:
+            nlp = load(config.init_from)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ConfigError(f"init_from {config.init_from}: cannot load the pipeline: {error}") from error
         return extractor_model(nlp), list(nlp.meta.get("training", {}).get("tasks", []))
-    encoder = Encoder.from_pretrained(
-        config.encoder.name, window=config.encoder.window, overlap=config.encoder.overlap
+    return ExtractionModel(load_encoder(config), {}, config.encoder.name), []
+
+
+def load_encoder(config: TrainConfig) -> Encoder:
+    """The configured base encoder; a name that is no installed alias, model folder or cached hub
+    model is a :class:`ConfigError` saying which of these it was taken for."""
+    name = config.encoder.name
+    try:
+        return Encoder.from_pretrained(name, window=config.encoder.window, overlap=config.encoder.overlap)
+    except (OSError, ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"encoder {name!r} cannot be loaded: {_encoder_hint(name)} ({reason})") from error
+
+
+def _encoder_hint(name: str) -> str:
+    if Path(name).is_dir():
+        return f"the folder {name} does not hold a Hugging Face model and tokenizer"
+    if Path(name).exists():
+        return f"{name} is a file; give a model folder, a hub name or an alias"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    where = (
+        "in the Hugging Face cache (offline mode: HF_HUB_OFFLINE=0 allows downloads)"
+        if offline
+        else "on the hub"
     )
-    return ExtractionModel(encoder, {}, config.encoder.name), []
+    return f"it is not an offline alias ({', '.join(OFFLINE_ENCODERS)}), not a folder, and not {where}"
 
 
 def prepare_tasks(config: TrainConfig, root: Path, model: ExtractionModel) -> list[TaskData]:
@@ -126,16 +153,32 @@ def monitored_tasks(records: list[dict], config: TrainConfig, root: Path, model)
         if not (root / task.dev).is_file():
             logger.warning("not monitoring head %r: its dev file %s is missing", task.name, root / task.dev)
             continue
-        monitored.append(
-            TaskData(
+        try:
+            data = TaskData(
                 task,
                 root,
                 splits=("dev",),
                 schema=model.heads[task.name].schema,
                 max_dev_docs=config.training.max_dev_docs,
             )
-        )
+        except (TaskError, CorpusError) as error:  # reporting only: it must not stop the run
+            logger.warning("not monitoring head %r: %s", task.name, error)
+            continue
+        monitored.append(data)
     return monitored
+
+
+def check_output(output: Path) -> None:
+    """Create the pipeline folder now, so a path that cannot be written fails before training,
+    not when the first epoch's pipeline is saved."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"output {output}: cannot create the pipeline folder: {error.strerror or error}"
+        ) from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise ConfigError(f"output {output}: the folder is not writable")
 
 
 def evaluate_tasks(
@@ -207,6 +250,7 @@ def train(
         model.encoder.freeze(config.encoder.freeze_word_embeddings, config.encoder.freeze_layers)
     except ValueError as error:
         raise ConfigError(f"encoder {config.encoder.name!r}: {error}") from error
+    check_output(output)
     before = evaluate_tasks(model, monitored, "dev", t.eval_batch_size) if monitored else {}
     records = _task_records(inherited, config)
     rng = random.Random(t.seed)

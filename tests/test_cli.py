@@ -65,7 +65,7 @@ def test_extract_writes_jsonl_skips_bad_files_and_resumes(trained, tmp_path):
     out = tmp_path / "out.jsonl"
     args = ["extract", str(docs), "-o", str(out), "--pipeline", str(trained), "--quiet"]
     result = runner.invoke(app, [*args, "--show"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # finished, but inputs were skipped
     assert "3 documents extracted (0 already done)" in result.output and "2 failures" in result.output
     assert "== " in result.output
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -83,7 +83,7 @@ def test_extract_writes_jsonl_skips_bad_files_and_resumes(trained, tmp_path):
     assert set(reasons) == {"empty.txt", "binary.txt"} and "binary" in reasons["binary.txt"]
     before, errors_before = out.read_text(encoding="utf-8"), errors_file.read_text()
     again = runner.invoke(app, args)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output  # the same inputs are still skipped
     assert "0 documents extracted (3 already done)" in again.output
     assert out.read_text(encoding="utf-8") == before and errors_file.read_text() == errors_before
 

@@ -74,6 +74,7 @@ def _write(tmp_path, text: str) -> Path:
         (TASK.replace('"t"', '"bad name"'), "name"),
         ("[training]\nepochs = 3\n", "tasks"),
         (TASK + "[training]\nsampling = 'random'\n", "round_robin"),
+        (TASK + "encoding = 'klingon'\n", "unknown text encoding 'klingon'"),
     ],
 )
 def test_wrong_configs_are_rejected_with_a_message_naming_the_problem(tmp_path, text, message):
@@ -117,6 +118,26 @@ def test_invalid_toml_is_reported(tmp_path):
     path.write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(path)
+
+
+def test_a_folder_given_as_the_config_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=rf"{tmp_path}: is a folder, not a TOML config file"):
+        load_config(tmp_path)
+
+
+def test_an_undecodable_config_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(("# Réglages\n" + TASK).encode("latin-1"))
+    with pytest.raises(
+        ConfigError, match=r"c\.toml:1:4: this TOML config file is not utf-8 \(byte offset 3: e9"
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize("key", ["training.epochs.x", "tasks.0.batch_size"])
+def test_an_override_below_a_value_is_refused(key):
+    with pytest.raises(ConfigError, match=rf"cannot set {key}: .* is not a table"):
+        load_config(DATA / "toy.toml", {key: 1})
 
 
 @pytest.mark.parametrize("name", ["multilingual.toml", "multilingual_en_es_nl.toml"])

@@ -206,6 +206,25 @@ def test_missing_column_is_reported(tmp_path):
         read_conll(write(tmp_path / "x.txt", "a O\n"), tag_column=3)
 
 
+@pytest.mark.parametrize("format", ["conll2002", "biobert_tsv", "crichton_iob", "wikiann"])
+def test_a_latin1_file_is_refused_naming_file_line_and_byte_unless_declared(tmp_path, format):
+    """The original CoNLL-2002 files are ISO-8859-1: never guessed, refused with the place of the
+    first bad byte, and read exactly when the encoding is declared."""
+    path = tmp_path / "esp.train"
+    path.write_bytes("El B-LOC\nPerú I-LOC\n".replace(" ", "\t").encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"esp\.train:2:4: .* not utf-8 \(byte offset 12: fa"):
+        read_corpus(path, format)
+    (doc,) = read_corpus(path, format, encoding="latin-1")
+    assert doc.words[1].endswith("Perú")
+
+
+def test_a_folder_or_a_missing_file_is_named(tmp_path):
+    with pytest.raises(CorpusError, match=rf"{tmp_path}: is a folder"):
+        read_conll(tmp_path)
+    with pytest.raises(CorpusError, match=r"gone\.tsv: no such corpus file"):
+        read_corpus(tmp_path / "gone.tsv", "biobert_tsv", entity_type="Gene")
+
+
 # Round trips
 
 LABELS = st.sampled_from(["PER", "LOC", "ORG", "MISC", "Chemical", "B-X", "I"])

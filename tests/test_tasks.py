@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ner.corpora import CorpusError
 from ner.tasks import TaskData, TaskError, TaskSettings, labels_in, read_split
 
 DATA = Path(__file__).parent / "data"
@@ -88,3 +89,71 @@ def test_several_train_files_are_pooled():
     data = TaskData(task, DATA, splits=("train",))
     assert len(data.train) == 10 + 4
     assert [role for role, _ in task.files()] == ["train", "train"]
+
+
+TYPES = '{"entities": ["Chemical", "Gene"], "relations": {"Binds": {}}}'
+CHEMICAL = '[{"tokens": ["aspirin", "works"], "entities": [{"type": "Chemical", "start": 0, "end": 1}]}]'
+
+
+@pytest.mark.parametrize(
+    ("split", "hint"),
+    [("train", "nothing to train on"), ("dev", "no epoch can be selected"), ("test", "nothing to score")],
+)
+def test_a_configured_file_without_documents_is_refused(tmp_path, split, hint):
+    """An empty train file trained 0 steps and still saved a pipeline with test scores."""
+    (tmp_path / "types.json").write_text(TYPES)
+    (tmp_path / "full.json").write_text(CHEMICAL)
+    (tmp_path / "empty.json").write_text("[]")
+    files = {"train": "full.json", "dev": "full.json", "test": "full.json", split: "empty.json"}
+    task = _task(format="spert_json", types="types.json", head={"type": "spert"}, **files)
+    with pytest.raises(TaskError, match=rf"the {split} file .*empty\.json holds no documents; {hint}"):
+        TaskData(task, tmp_path)
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(CorpusError, match=r"empty\.json: the SpERT JSON corpus is empty"):
+        TaskData(task, tmp_path)
+
+
+def test_an_empty_column_file_is_refused_even_among_several(tmp_path):
+    (tmp_path / "empty.tsv").write_text("-DOCSTART-\tO\n\n")
+    with pytest.raises(TaskError, match=r"train file .*empty\.tsv holds no documents"):
+        TaskData(_task(train=["toy_chem_train.tsv", str(tmp_path / "empty.tsv")]), DATA)
+
+
+def test_a_train_set_without_entities_is_refused_whatever_defines_the_labels(tmp_path):
+    (tmp_path / "types.json").write_text(TYPES)
+    (tmp_path / "train.json").write_text('[{"tokens": ["nothing", "here"]}]')
+    (tmp_path / "train.tsv").write_text("nothing\tO\n")
+    spert = _task(format="spert_json", train="train.json", types="types.json", head={"type": "spert"})
+    for task in (spert, _task(train="train.tsv", labels=["Chemical"])):
+        with pytest.raises(TaskError, match="the 1 training documents of train.* hold no entities"):
+            TaskData(task, tmp_path)
+
+
+def test_a_limit_that_keeps_no_entity_says_so(tmp_path):
+    (tmp_path / "train.tsv").write_text("nothing\tO\n\naspirin\tB-Chemical\n")
+    with pytest.raises(TaskError, match=r"training documents \(the first training.max_train_docs of them\)"):
+        TaskData(_task(train="train.tsv"), tmp_path, max_train_docs=1)
+
+
+def test_labels_the_train_set_never_shows_and_an_entity_free_dev_set_are_warned_about(tmp_path, caplog):
+    (tmp_path / "types.json").write_text(TYPES)
+    (tmp_path / "train.json").write_text(CHEMICAL)
+    (tmp_path / "dev.json").write_text('[{"tokens": ["nothing"]}]')
+    task = _task(
+        format="spert_json", train="train.json", dev="dev.json", types="types.json", head={"type": "spert"}
+    )
+    with caplog.at_level("WARNING", logger="ner.tasks"):
+        TaskData(task, tmp_path)
+    assert "no training entity of type ['Gene']" in caplog.text
+    assert "no training relation of type ['Binds']" in caplog.text
+    assert "the dev set dev.json holds no entities" in caplog.text
+
+
+def test_a_declared_encoding_reads_latin1_files(tmp_path):
+    (tmp_path / "esp.train").write_bytes("Perú\tB-LOC\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"esp\.train:1:4: this corpus file is not utf-8"):
+        TaskData(_task(train="esp.train", format="conll2002"), tmp_path)
+    data = TaskData(_task(train="esp.train", format="conll2002", encoding="latin-1"), tmp_path)
+    assert data.train[0].words == ["Perú"]
+    with pytest.raises(ValidationError, match="unknown text encoding"):
+        _task(encoding="latin-9000")

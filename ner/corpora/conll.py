@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from ner.corpora.spert_json import CorpusError
+from ner.corpora.text import CorpusError, read_text
 from ner.documents import Document, Entity
 
 Scheme = Literal["iob1", "iob2"]
@@ -128,6 +128,7 @@ def read_conll(
     token_column: int = 0,
     tag_column: int = -1,
     strip_prefix: bool = False,
+    encoding: str | None = None,
 ) -> list[Document]:
     """Read a column-format NER file into one :class:`Document` per sentence.
 
@@ -136,14 +137,14 @@ def read_conll(
     contain spaces), else on whitespace. Every token line must have as many columns as the file's
     first one. ``strip_prefix`` removes a leading ``xx:`` language code from tokens (WikiANN).
     Document ids are ``"<file name>:<line of the sentence's first token>"``. Malformed lines raise
-    :class:`CorpusError` naming the file and the 1-based line number.
+    :class:`CorpusError` naming the file and the 1-based line number; so does a file that is not
+    UTF-8 (or ``encoding``; see :mod:`ner.corpora.text`), missing or unreadable.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
     path = Path(path)
-    # newline="" and split("\n"): a token may hold characters that str.splitlines() treats as breaks.
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        lines = handle.read().split("\n")
+    # split("\n"): a token may hold characters that str.splitlines() treats as breaks.
+    lines = read_text(path, encoding).split("\n")
 
     documents: list[Document] = []
     words: list[str] = []
