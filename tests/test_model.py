@@ -72,7 +72,7 @@ def test_an_unknown_format_version_is_rejected(model, tmp_path):
     directory = tmp_path / "model"
     model.save(directory)
     config = directory / "model.json"
-    config.write_text(config.read_text().replace('"format_version": 1', '"format_version": 99'))
+    config.write_text(config.read_text().replace('"format_version": 2', '"format_version": 99'))
     with pytest.raises(ValueError, match="unsupported model format"):
         ExtractionModel.load(directory)
 

