@@ -12,11 +12,12 @@ from pathlib import Path
 
 from spacy.language import Language
 
+from app.paths import PathRefused, file_name
+from app.serving import MAX_UPLOAD_BYTES
 from ner.batch.records import doc_record, pipeline_info
 from ner.batch.sources import SUFFIX_FORMATS, SourceText, read_items
 from ner.pipeline import extractor_model
 
-MAX_UPLOAD_BYTES = 5_000_000
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in SUFFIX_FORMATS)
 
 
@@ -58,8 +59,12 @@ def read_upload(name: str, data: bytes, text_field: str = "text") -> Upload:
     if len(data) > MAX_UPLOAD_BYTES:
         size = f"{len(data) / 1e6:.1f} MB"
         return Upload([], [f"{name} is {size}; files up to {MAX_UPLOAD_BYTES // 1_000_000} MB can be used."])
+    try:
+        name = file_name(name)  # the client's name: never a path out of the temporary folder
+    except PathRefused as error:
+        return Upload([], [str(error)])
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / Path(name).name
+        path = Path(folder) / name
         path.write_bytes(data)
         items = list(read_items(path, text_field=text_field))
     documents, problems = [], []

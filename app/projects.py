@@ -1,52 +1,48 @@
 """Where annotation projects live, and opening a dataset as a project or continuing its saved one.
 
-A dataset's project is saved beside it (``<dataset name>.annotations.json``), or, when the app was
-started with ``--data-dir``, in that folder. Opening a dataset whose project exists continues that
-project (its cursor included) instead of starting over: the annotator's work is never replaced by a
-fresh load of the data.
+Everything here stays inside the app's data folder (:mod:`app.paths`): a dataset is read only
+from it, and its project is saved in it (``<dataset name>-<hash of its folder>.annotations.json``),
+never beside a file elsewhere. Opening a dataset whose project exists continues that project (its
+cursor included) instead of starting over: the annotator's work is never replaced by a fresh load
+of the data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from spacy.language import Language
 
+from app.paths import PathRefused, confine, confine_all, file_name
 from ner.annotation import AnnotationError, AnnotationStore, load_dataset, preannotate
 from ner.annotation.store import SUFFIX
 from ner.files import write_atomic
 from ner.pipeline import extractor_model
 
-ENV_DATA_DIR = "NER_APP_DATA_DIR"
-DEFAULT_FOLDER = "annotations"  # under the working directory, when no --data-dir is given
 
-
-def data_dir(env: Mapping[str, str] | None = None) -> Path | None:
-    """The ``--data-dir`` the app was started with, if any."""
-    value = (os.environ if env is None else env).get(ENV_DATA_DIR, "").strip()
-    return Path(value) if value else None
-
-
-def work_folder(env: Mapping[str, str] | None = None) -> Path:
-    """Where uploads and their projects go: ``--data-dir``, else ``./annotations``."""
-    return data_dir(env) or Path.cwd() / DEFAULT_FOLDER
-
-
-def project_path(dataset: Path, folder: Path | None) -> Path:
-    """The project file of ``dataset``: beside it, or in ``folder`` under a name that also hashes
-    the dataset's folder, so same-named files from different folders get different projects."""
-    if folder is None:
-        return AnnotationStore.path_for(dataset.parent, dataset.name)
+def project_path(dataset: Path, folder: Path) -> Path:
+    """The project file of ``dataset`` in ``folder``, under a name that also hashes the dataset's
+    folder, so same-named files from different folders get different projects."""
     digest = hashlib.sha1(str(dataset.resolve().parent).encode("utf-8")).hexdigest()[:8]
     return AnnotationStore.path_for(folder, f"{dataset.name}-{digest}")
 
 
+def dataset_path(raw: str | os.PathLike[str], folder: Path) -> Path:
+    """The dataset ``raw`` names, resolved; :class:`PathRefused` when it, or for a folder any of
+    the ``.txt`` files that would be read from it, lies outside ``folder``."""
+    path = confine(raw, folder)
+    if path.is_dir():
+        confine_all(sorted(path.glob("*.txt")), folder)  # what the folder reader opens
+    elif path.exists() and not path.is_file():
+        raise PathRefused(f"{os.fspath(raw)} is neither a file nor a folder.")
+    return path
+
+
 def open_dataset(
-    dataset: Path,
-    folder: Path | None,
+    dataset: str | os.PathLike[str],
+    folder: Path,
     *,
     format: str = "auto",
     text_field: str = "text",
@@ -54,8 +50,10 @@ def open_dataset(
     nlp: Language | None = None,
 ) -> tuple[AnnotationStore, bool]:
     """``(store, continued)``: the saved project of ``dataset`` if there is one, else a new project
-    from the dataset (pre-annotated by ``nlp`` when given), saved before it is returned."""
-    path = project_path(dataset, folder)
+    from the dataset (pre-annotated by ``nlp`` when given), saved before it is returned.
+    :class:`PathRefused` when ``dataset`` is not in ``folder``, before anything is read."""
+    dataset = dataset_path(dataset, folder)
+    path = confine(project_path(dataset, folder), folder)
     if path.exists():
         return AnnotationStore.open(path), True
     project = load_dataset(dataset, format, text_field=text_field, lang=nlp.lang if nlp else lang)
@@ -74,29 +72,39 @@ def _extend(labels: list[str], more) -> None:
 
 
 def save_upload(name: str, data: bytes, folder: Path) -> Path:
-    """Keep an uploaded dataset in ``folder/uploads`` (its project needs a stable path beside it).
+    """Keep an uploaded dataset in ``folder/uploads`` (its project needs a stable path to it).
     The same file uploaded again is the same path; a different file with the same name gets its
-    content hash in the name."""
-    uploads = folder / "uploads"
+    content hash in the name. The client's file name is reduced to its last part; one that
+    leaves nothing usable, or an ``uploads`` that leads out of ``folder``, is :class:`PathRefused`."""
+    uploads = confine("uploads", folder)
     uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / Path(name).name
-    if path.exists() and path.read_bytes() != data:
+    path = confine(uploads / file_name(name), folder)
+    if path.exists() and (not path.is_file() or path.read_bytes() != data):
         digest = hashlib.sha1(data).hexdigest()[:8]
-        path = uploads / f"{path.stem}-{digest}{path.suffix}"
+        path = confine(uploads / f"{path.stem}-{digest}{path.suffix}", folder)
     if not path.exists():
         write_atomic(path, data)
     return path
 
 
 def saved_projects(folder: Path) -> list[Path]:
-    """The project files in ``folder``, most recently saved first."""
+    """The project files in ``folder``, most recently saved first (a symlink that leads out of
+    the folder is left out: it could not be opened)."""
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    found = []
+    for path in folder.glob(f"*{SUFFIX}"):
+        try:
+            found.append(confine(path, folder))
+        except PathRefused:
+            continue
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def resume(path: Path) -> AnnotationStore:
-    """Open a saved project file; :class:`AnnotationError` when it is missing or unreadable."""
+def resume(path: str | os.PathLike[str], folder: Path) -> AnnotationStore:
+    """Open a saved project file of ``folder``; :class:`PathRefused` when ``path`` is not in it,
+    :class:`AnnotationError` when it is missing or unreadable."""
+    path = confine(path, folder)
     if not path.is_file():
         raise AnnotationError(f"{path}: no such project file")
     return AnnotationStore.open(path)

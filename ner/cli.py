@@ -340,38 +340,49 @@ def serve_app(
         ),
     ] = [],  # noqa: B006
     data_dir: Annotated[
-        Path | None, typer.Option(help="where annotation projects are saved (default: beside each dataset)")
+        Path | None,
+        typer.Option(
+            help="the only folder the app reads datasets from and writes projects, uploads and exports "
+            "to (default: ./annotations, created if missing)"
+        ),
     ] = None,
+    allowed_hosts: Annotated[
+        list[str],
+        typer.Option(
+            "--allowed-host",
+            help="also answer requests for this host name, e.g. behind a proxy (repeatable); "
+            "localhost, 127.0.0.1, ::1 and --host always are",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Start the annotators' app (Streamlit): extract, annotate and export, model scores.
 
     Pipelines offered: the shipped one, each --pipeline, $NER_APP_PIPELINES and those in ./runs/.
+    The app reads and writes only inside its data folder, and answers only requests whose Host
+    header names an allowed host (DNS rebinding).
     """
     import importlib.util
 
     if importlib.util.find_spec("streamlit") is None:
         typer.echo("the app needs streamlit: pip install 'ner[app]'", err=True)
         raise typer.Exit(2)
-    import app as app_package
+    from app import serving
 
+    try:
+        folder = serving.prepare_data_folder(data_dir)
+    except OSError as error:
+        where = error.filename or data_dir or serving.DEFAULT_FOLDER
+        typer.echo(f"cannot use {where} as the data folder: {error.strerror or error}", err=True)
+        raise typer.Exit(2) from None
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     listed = [str(p.resolve()) for p in pipelines] + [env.get("NER_APP_PIPELINES", "")]
     env["NER_APP_PIPELINES"] = os.pathsep.join(p for p in listed if p)
-    if data_dir:
-        env["NER_APP_DATA_DIR"] = str(data_dir.resolve())
-    main = Path(app_package.__file__).parent / "main.py"
-    settings = {
-        "server.port": port,
-        "server.address": host,
-        "server.headless": "true",
-        "server.fileWatcherType": "none",
-        "browser.gatherUsageStats": "false",
-        "client.toolbarMode": "minimal",
-    }
-    options = [item for key, value in settings.items() for item in (f"--{key}", str(value))]
-    typer.echo(f"ner app on http://{host}:{port}")
-    command = [sys.executable, "-m", "streamlit", "run", str(main), *options]
+    env[serving.ENV_DATA_DIR] = str(folder)
+    env[serving.ENV_ALLOWED_HOSTS] = ",".join(serving.allowed_hosts(host, allowed_hosts))
+    typer.echo(f"ner app on http://{host}:{port}, data folder {folder}")
+    command = [sys.executable, "-m", "streamlit", "run", str(serving.SERVER_SCRIPT)]
+    command += serving.streamlit_options(port, host)
     # exec, not a child process: ``ner app`` becomes the server, so Ctrl-C, SIGTERM from a service
     # manager or a test's terminate() stop the server itself instead of orphaning it.
     sys.stdout.flush()

@@ -1,5 +1,6 @@
 """The Annotate page under AppTest: open a dataset, review suggestions, edit spans and relations,
-export, and continue after reopening; bad datasets give messages and never touch saved work."""
+export, and continue after reopening; bad datasets give messages and never touch saved work; a
+path outside the data folder, in any field that takes one, is refused before anything is read."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import paths, projects
 from ner.annotation import AnnotationStore
 from ner.pipeline import build_pipeline, save
 from tests.conftest import tiny_model
@@ -38,11 +40,12 @@ def dataset(tmp_path) -> Path:
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch) -> Path:
-    """An empty working directory (no runs/) and no data dir: projects are saved beside the data."""
+    """An empty working directory (no runs/); the data folder is ``tmp_path``, which holds the
+    datasets of these tests, and their projects are saved there."""
     folder = tmp_path / "work"
     folder.mkdir()
     monkeypatch.chdir(folder)
-    monkeypatch.delenv("NER_APP_DATA_DIR", raising=False)
+    monkeypatch.setenv("NER_APP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("NER_APP_PIPELINES", raising=False)
     return folder
 
@@ -63,8 +66,13 @@ def open_path(at: AppTest, path: Path | str, pipeline: str | None = None) -> App
     return button(at, "Open dataset").click().run()
 
 
-def saved(path: Path) -> AnnotationStore:
-    return AnnotationStore.open(path.parent / f"{path.name}.annotations.json")
+def project_file(dataset: Path) -> Path:
+    """Where the project of ``dataset`` is saved: always in the data folder."""
+    return projects.project_path(dataset, paths.data_folder())
+
+
+def saved(dataset: Path) -> AnnotationStore:
+    return AnnotationStore.open(project_file(dataset))
 
 
 def messages(at: AppTest) -> list[str]:
@@ -166,11 +174,11 @@ def test_reopening_continues_where_the_annotator_stopped(dataset, workdir):
 
     again = open_path(annotate_page(), dataset)  # a new session opens the same dataset
     assert not again.exception
-    assert [t.value for t in again.toast] == ["Continuing docs.jsonl.annotations.json: 1 of 2 done"]
+    assert [t.value for t in again.toast] == [f"Continuing {project_file(dataset).name}: 1 of 2 done"]
     assert again.markdown and any("Document 2 of 2" in m.value for m in again.markdown)
 
     reloaded = AppTest.from_file(MAIN, default_timeout=120)  # a browser reload: the URL names the project
-    reloaded.query_params["project"] = str(dataset.parent / "docs.jsonl.annotations.json")
+    reloaded.query_params["project"] = str(project_file(dataset))
     reloaded.run().switch_page("views/annotate.py").run()
     assert any("Document 2 of 2" in m.value for m in reloaded.markdown)
 
@@ -178,8 +186,8 @@ def test_reopening_continues_where_the_annotator_stopped(dataset, workdir):
 def test_bad_datasets_give_messages_and_keep_saved_work(dataset, workdir):
     at = open_path(annotate_page(), dataset)
     button(at, "Accept all").click().run()
-    project_file = dataset.parent / "docs.jsonl.annotations.json"
-    before = project_file.read_bytes()
+    saved_file = project_file(dataset)
+    before = saved_file.read_bytes()
     button(at, "Close project").click().run()
 
     broken = dataset.parent / "broken.jsonl"
@@ -191,13 +199,13 @@ def test_bad_datasets_give_messages_and_keep_saved_work(dataset, workdir):
     ]:
         open_path(at, path)
         assert not at.exception and messages(at)[0].startswith(message)
-    assert project_file.read_bytes() == before
+    assert saved_file.read_bytes() == before
 
-    project_file.write_text("{ not json")  # a damaged project file is reported, never overwritten
+    saved_file.write_text("{ not json")  # a damaged project file is reported, never overwritten
     open_path(at, dataset)
     assert not at.exception
-    assert messages(at)[0].startswith("Cannot open this dataset: docs.jsonl.annotations.json")
-    assert project_file.read_text() == "{ not json"
+    assert messages(at)[0].startswith(f"Cannot open this dataset: {saved_file.name}")
+    assert saved_file.read_text() == "{ not json"
 
 
 def test_uploads_are_checked_and_saved_in_the_data_dir(workdir, tmp_path, monkeypatch):
@@ -225,7 +233,7 @@ def test_preannotate_with_a_pipeline(tmp_path, workdir, monkeypatch):
     (texts / "two.txt").write_text("Kate met Bob.")
     at = open_path(annotate_page(), texts, pipeline="tiny")
     assert not at.exception and not at.error
-    project = AnnotationStore.open(tmp_path / "texts.annotations.json").project
+    project = saved(texts).project
     assert len(project.docs) == 2 and set(project.entity_labels) == {"Peop", "Org", "Loc", "Other"}
     assert {s.head for s in project.docs[0].spans} == {"spert"}
     assert project.docs[0].spans[0].status == "suggested"
@@ -240,4 +248,115 @@ def test_a_pipeline_that_does_not_load_is_a_message(dataset, workdir, tmp_path, 
     at = open_path(annotate_page(), dataset, pipeline="broken")
     assert not at.exception
     assert messages(at)[0].startswith("Cannot open docs.jsonl: ")
-    assert not (dataset.parent / "docs.jsonl.annotations.json").exists()
+    assert not project_file(dataset).exists()
+
+
+@pytest.fixture()
+def confined(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """``(data folder, a secret outside it)``: the data folder holds a dataset, a symlink to the
+    secret and one to the folder above; nothing is read outside (``load_dataset`` records calls)."""
+    root, secret = tmp_path / "data", tmp_path / "secret.jsonl"
+    root.mkdir()
+    secret.write_text(json.dumps({"text": "the secret"}) + "\n")
+    (root / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    (root / "link.jsonl").symlink_to(secret)
+    (root / "up").symlink_to(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NER_APP_DATA_DIR", str(root))
+    monkeypatch.delenv("NER_APP_PIPELINES", raising=False)
+    return root, secret
+
+
+def everything(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` with its content (None for folders and links): what a
+    refused path must leave exactly as it was."""
+    return {
+        str(p): None if p.is_dir() or p.is_symlink() else p.read_bytes() for p in sorted(folder.rglob("*"))
+    }
+
+
+HOSTILE = [
+    ("/etc/passwd", "/etc/passwd is outside the data folder"),
+    ("../secret.jsonl", "../secret.jsonl is outside the data folder"),
+    ("link.jsonl", "link.jsonl leads outside the data folder"),
+    ("up/secret.jsonl", "up/secret.jsonl leads outside the data folder"),
+    ("docs.jsonl\x00", "A path cannot contain a NUL byte."),
+]
+
+
+def test_dataset_paths_outside_the_data_folder_are_refused(confined, tmp_path, monkeypatch):
+    root, secret = confined
+    read = []
+    monkeypatch.setattr(projects, "load_dataset", lambda path, *a, **k: read.append(path))
+    before = everything(tmp_path)
+    at = annotate_page()
+    for raw, message in HOSTILE:
+        open_path(at, raw)
+        assert not at.exception and messages(at)[0].startswith(message), (raw, messages(at))
+        assert session_store(at) is None
+    assert read == [] and everything(tmp_path) == before
+    assert not any("root:" in m.value or "the secret" in m.value for m in at.markdown)
+
+
+def session_store(at: AppTest):
+    return at.session_state["annotate_store"] if "annotate_store" in at.session_state else None  # noqa: SIM401 (no .get)
+
+
+def test_export_folders_outside_the_data_folder_are_refused(confined, tmp_path):
+    root, _ = confined
+    at = open_path(annotate_page(), "docs.jsonl")
+    assert not at.error and session_store(at) is not None
+    (tmp_path / "elsewhere").mkdir()
+    (root / "exports_link").symlink_to(tmp_path / "elsewhere")
+    before = everything(tmp_path)
+    for raw, message in [
+        ("/tmp", "/tmp is outside the data folder"),
+        ("../exports", "../exports is outside the data folder"),
+        (str(tmp_path / "elsewhere"), f"{tmp_path / 'elsewhere'} is outside the data folder"),
+        ("exports_link", "exports_link leads outside the data folder"),
+    ]:
+        export_field(at).input(raw)
+        button(at, "Export to folder").click().run()
+        assert not at.exception and messages(at)[0].startswith(message), (raw, messages(at))
+    assert everything(tmp_path) == before
+
+    export_field(at).input("exports")  # inside: written
+    button(at, "Export to folder").click().run()
+    assert not at.error and len(list((root / "exports").iterdir())) == 5
+
+
+def export_field(at: AppTest):
+    return next(t for t in at.sidebar.text_input if t.label.startswith("Or write"))
+
+
+def test_a_project_in_the_url_outside_the_data_folder_is_refused(confined, tmp_path):
+    root, secret = confined
+    outside = tmp_path / "other.annotations.json"
+    outside.write_text("{ not a project }")
+    for raw in ["/etc/passwd", str(outside), "../other.annotations.json", "up/other.annotations.json"]:
+        at = AppTest.from_file(MAIN, default_timeout=120)
+        at.query_params["project"] = raw
+        at.run().switch_page("views/annotate.py").run()
+        assert not at.exception and session_store(at) is None
+        assert [w.value for w in at.warning] and "outside the data folder" in at.warning[0].value, raw
+
+
+def test_without_a_data_dir_the_data_folder_is_annotations_in_the_working_directory(
+    dataset, tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    (work / "annotations").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("NER_APP_DATA_DIR", raising=False)
+    monkeypatch.delenv("NER_APP_PIPELINES", raising=False)
+    at = open_path(annotate_page(), dataset)  # tmp_path/data/docs.jsonl: not in ./annotations
+    assert messages(at)[0].startswith(f"{dataset} is outside the data folder {work / 'annotations'}")
+    assert sorted(p.name for p in dataset.parent.iterdir()) == ["docs.jsonl"]  # nothing beside it
+
+    inside = work / "annotations" / "docs.jsonl"
+    inside.write_bytes(dataset.read_bytes())
+    at = open_path(annotate_page(), "docs.jsonl")
+    assert not at.exception and not at.error
+    assert projects.project_path(inside, work / "annotations").is_file()

@@ -3,7 +3,10 @@
 Extract with the shipped pipeline, then on Annotate: select a word with the mouse (after a
 character outside the BMP, which JavaScript counts as two), accept a suggestion, link two
 entities by clicking them, finish the document with its keyboard shortcut, download the JSONL
-export and compare it with what it must be, byte for byte. A screenshot of every page goes to
+export and compare it with what it must be, byte for byte. Then every field that takes a path
+(the dataset, the export folder, the project in the URL) refuses ``/etc/passwd``, a ``../`` path
+and a symlink that leads out of the data folder, and nothing is read or written; an upload larger
+than the app accepts is stopped by the browser. A screenshot of every page goes to
 test-artifacts/screenshots/. Debian's chromium is used (CI installs it): never a downloaded browser.
 """
 
@@ -198,10 +201,10 @@ def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
     page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
     screenshot(page, "models")
 
-    dataset = work / "docs.jsonl"
+    dataset = work / "projects" / "docs.jsonl"  # in the data folder: the app opens nothing elsewhere
     dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")
     page.get_by_role("link", name="Annotate").click()
-    page.get_by_label("Dataset file or folder").fill(str(dataset))
+    page.get_by_role("textbox", name="Dataset file or folder").fill(str(dataset))
     screenshot(page, "annotate-open")
     page.get_by_role("button", name="Open dataset").click()
     mark(page, "Anna Meyer").wait_for()
@@ -255,3 +258,70 @@ def _record(text: str, found: dict) -> dict:
         "text": text,
         **found,
     }
+
+
+def snapshot(folder: Path, skip: tuple[Path, ...] = ()) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` (but ``skip``) with its content: what must not change."""
+    return {
+        str(p): None if p.is_dir() or p.is_symlink() else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if not any(p == s or s in p.parents for s in skip)
+    }
+
+
+def textbox(page, name: str):
+    """The text field ``name`` once the page has settled (during a rerun Streamlit can show the
+    old and the new copy of a form for a moment)."""
+    field = page.get_by_role("textbox", name=name)
+    expect(field).to_have_count(1)
+    return field
+
+
+def test_paths_outside_the_data_folder_are_refused_in_a_real_browser(server, page):
+    url, work = server
+    data = work / "projects"  # the server's --data-dir
+    data.mkdir(exist_ok=True)  # ner app has created it already; the test does not rely on that
+    secret = work / "secret.jsonl"
+    secret.write_text(json.dumps({"text": "the secret"}) + "\n", encoding="utf-8")
+    (data / "link.jsonl").symlink_to(secret)
+    (data / "refusals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    outside = snapshot(work, skip=(data, work / "server.log"))
+    inside = snapshot(data)
+    refused = [
+        ("/etc/passwd", "/etc/passwd is outside the data folder"),
+        ("../secret.jsonl", "../secret.jsonl is outside the data folder"),
+        ("link.jsonl", "link.jsonl leads outside the data folder"),
+    ]
+
+    page.goto(f"{url}/annotate?project=/etc/passwd")  # a project named in the URL
+    page.get_by_text(
+        "The last project could not be reopened: /etc/passwd is outside the data folder"
+    ).wait_for(timeout=240_000)
+    for raw, message in refused:  # the dataset field
+        textbox(page, "Dataset file or folder").fill(raw)
+        page.get_by_role("button", name="Open dataset").click()
+        page.get_by_text(message).wait_for()
+    screenshot(page, "annotate-refused")
+
+    page.get_by_role("tab", name="Upload a dataset").click()  # larger than the app accepts
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+        files=[{"name": "big.jsonl", "mimeType": "application/json", "buffer": b" " * (27 * 10**6)}]
+    )
+    page.get_by_text("or smaller").wait_for()
+    assert snapshot(data) == inside  # nothing read into a project, no upload kept
+
+    page.get_by_role("tab", name="Dataset on the server").click()
+    textbox(page, "Dataset file or folder").fill("refusals.jsonl")
+    page.get_by_role("button", name="Open dataset").click()
+    mark(page, "Anna Meyer").wait_for()
+    for raw, message in [  # the export folder
+        (str(work / "exports"), f"{work / 'exports'} is outside the data folder"),
+        ("../exports", "../exports is outside the data folder"),
+        ("/etc", "/etc is outside the data folder"),
+    ]:
+        textbox(page, "Or write all four to a folder on the server").fill(raw)
+        page.get_by_role("button", name="Export to folder").click()
+        page.get_by_text(message).wait_for()
+    screenshot(page, "export-refused")
+    assert "root:" not in page.content() and "the secret" not in page.content()
+    assert snapshot(work, skip=(data, work / "server.log")) == outside

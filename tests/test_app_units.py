@@ -182,25 +182,25 @@ def test_model_cards_read_single_and_multi_task_metrics():
     assert row["relation F1"] == f1["relations_with_types"]
 
 
-def test_projects_live_beside_the_data_or_in_the_data_dir(tmp_path):
-    dataset = tmp_path / "a" / "docs.jsonl"
-    assert projects.project_path(dataset, None) == tmp_path / "a" / "docs.jsonl.annotations.json"
-    other = projects.project_path(tmp_path / "b" / "docs.jsonl", tmp_path / "data")
-    assert other.parent == tmp_path / "data" and other != projects.project_path(dataset, tmp_path / "data")
+def test_projects_live_in_the_data_folder(tmp_path):
+    dataset = tmp_path / "data" / "a" / "docs.jsonl"
+    path = projects.project_path(dataset, tmp_path / "data")
+    other = projects.project_path(tmp_path / "data" / "b" / "docs.jsonl", tmp_path / "data")
+    assert path.parent == other.parent == tmp_path / "data" and other != path
     assert re.fullmatch(r"docs\.jsonl-[0-9a-f]{8}\.annotations\.json", other.name)
 
 
 def test_opening_a_dataset_again_continues_its_project(tmp_path):
     dataset = tmp_path / "docs.jsonl"
     dataset.write_text('{"id": "a", "text": "Anna lives in Paris."}\n{"id": "b", "text": "Bob too."}\n')
-    store, continued = projects.open_dataset(dataset, None)
-    assert not continued and store.path.is_file()
+    store, continued = projects.open_dataset("docs.jsonl", tmp_path)
+    assert not continued and store.path.is_file() and store.path.parent == tmp_path
     store.apply(add_span, store.project.docs[0], 0, 4, "Peop")
     store.next()
-    again, continued = projects.open_dataset(dataset, None)
+    again, continued = projects.open_dataset(dataset, tmp_path)
     assert continued and again.project.cursor == 1 and again.project.docs[0].spans[0].label == "Peop"
     assert projects.saved_projects(tmp_path) == [store.path]
-    assert isinstance(projects.resume(store.path), AnnotationStore)
+    assert isinstance(projects.resume(store.path.name, tmp_path), AnnotationStore)
 
 
 def test_uploads_are_kept_under_stable_names(tmp_path):

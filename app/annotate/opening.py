@@ -1,8 +1,9 @@
 """Opening a dataset (by path, by upload) or a saved project, as the Annotate page's first step.
 
-Problems with the input (a missing path, a malformed dataset, a file too large, a folder that
-cannot be written) are shown as messages on the page; the project already open, and every saved
-project file, stay as they were.
+Problems with the input (a path outside the data folder, a missing path, a malformed dataset, a
+file too large, a folder that cannot be written) are shown as messages on the page; the project
+already open, and every saved project file, stay as they were. Every path goes through
+:func:`app.paths.confine` (inside :mod:`app.projects`) before anything is read or written.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import projects, widgets
+from app import paths, projects, widgets
 from app.annotate import session
-from app.extraction import MAX_UPLOAD_BYTES
 from app.pipelines import load
+from app.serving import MAX_UPLOAD_BYTES
 from ner.annotation import AnnotationError
 
 FORMATS = {
@@ -28,26 +29,31 @@ FORMATS = {
 UPLOAD_SUFFIXES = ["jsonl", "json", "conll", "iob", "bio", "tsv", "txt"]
 
 
-def open_dataset(dataset: Path, folder: Path | None, options: dict) -> None:
-    """Open (or continue) the project of ``dataset``; problems are shown, never raised."""
+def open_dataset(dataset: str | Path, folder: Path, options: dict) -> None:
+    """Open (or continue) the project of ``dataset`` (a path in ``folder``); problems are shown,
+    never raised."""
     try:
+        dataset = projects.dataset_path(dataset, folder)  # refused before a pipeline is loaded
         nlp = load(str(options["pipeline"].path)) if options["pipeline"] else None
         with st.spinner("Opening the dataset…" if nlp is None else "Opening and pre-annotating…"):
             store, continued = projects.open_dataset(
                 dataset, folder, format=options["format"], text_field=options["text_field"], nlp=nlp
             )
+    except paths.PathRefused as error:
+        st.error(str(error), icon=":material/block:")
+        return
     except AnnotationError as error:
         st.error(f"Cannot open this dataset: {error}", icon=":material/error:")
         return
     except OSError as error:
         st.error(
-            f"Cannot save the project for {dataset.name}: {error.strerror or error}. "
+            f"Cannot save the project for {Path(dataset).name}: {error.strerror or error}. "
             "Start the app with `ner app --data-dir DIR` to keep projects in a writable folder.",
             icon=":material/error:",
         )
         return
     except Exception as error:  # e.g. a pipeline folder that does not load: a message, not a traceback
-        st.error(f"Cannot open {dataset.name}: {error}", icon=":material/error:")
+        st.error(f"Cannot open {Path(dataset).name}: {error}", icon=":material/error:")
         return
     done, total = store.project.progress()
     note = (
@@ -75,23 +81,27 @@ def dataset_options(key: str) -> dict:
 
 def open_panel() -> None:
     """Three ways in: a dataset on the server, an uploaded one, or a saved project."""
-    folder = projects.data_dir()
-    saved = projects.saved_projects(projects.work_folder())
+    folder = paths.data_folder()
+    saved = projects.saved_projects(folder)
     by_path, upload, continued = st.tabs(["Dataset on the server", "Upload a dataset", "Saved projects"])
     with by_path, st.form("open_path"):
         path = st.text_input(
             "Dataset file or folder",
-            placeholder="/data/conll04/dev.json, extractions.jsonl, train.conll or a folder of .txt files",
+            placeholder="conll04/dev.json, extractions.jsonl, train.conll or a folder of .txt files",
+            help=f"A path in the data folder {folder} (relative to it, or absolute); "
+            "paths outside it are refused. Start the app with `ner app --data-dir DIR` to use another.",
         )
         options = dataset_options("path")
         if st.form_submit_button("Open dataset", type="primary", icon=":material/folder_open:"):
             if path.strip():
-                open_dataset(Path(path.strip()).expanduser(), folder, options)
+                open_dataset(path.strip(), folder, options)
             else:
                 st.error("Enter the path of a dataset file or folder.", icon=":material/error:")
     with upload, st.form("open_upload"):
         file = st.file_uploader(
-            "Dataset file", type=UPLOAD_SUFFIXES, help="Up to 5 MB; open larger ones by path."
+            "Dataset file",
+            type=UPLOAD_SUFFIXES,
+            help=f"Up to {MAX_UPLOAD_BYTES // 10**6} MB; open larger ones by path.",
         )
         options = dataset_options("upload")
         if st.form_submit_button("Open dataset", type="primary", icon=":material/upload:"):
@@ -110,13 +120,24 @@ def open_upload(file, options: dict) -> None:
             icon=":material/error:",
         )
     else:
-        folder = projects.work_folder()
-        open_dataset(projects.save_upload(file.name, file.getvalue(), folder), folder, options)
+        folder = paths.data_folder()
+        try:
+            saved = projects.save_upload(file.name, file.getvalue(), folder)
+        except paths.PathRefused as error:
+            st.error(str(error), icon=":material/block:")
+            return
+        except OSError as error:
+            st.error(
+                f"Cannot keep the upload in {folder}: {error.strerror or error}",
+                icon=":material/error:",
+            )
+            return
+        open_dataset(saved, folder, options)
 
 
 def show_saved(saved: list[Path]) -> None:
     if not saved:
-        st.caption(f"No saved project in {projects.work_folder()} yet.")
+        st.caption(f"No saved project in {paths.data_folder()} yet.")
         return
     names = {
         str(p): f"{p.name} (saved {datetime.fromtimestamp(p.stat().st_mtime):%Y-%m-%d %H:%M})" for p in saved
@@ -128,8 +149,8 @@ def show_saved(saved: list[Path]) -> None:
 
 def resume(path: Path) -> None:
     try:
-        store = projects.resume(path)
-    except AnnotationError as error:
+        store = projects.resume(path, paths.data_folder())
+    except (paths.PathRefused, AnnotationError) as error:
         st.error(f"Cannot continue this project: {error}", icon=":material/error:")
         return
     session.use(store)
@@ -141,7 +162,7 @@ def restore_from_url() -> None:
     path = st.query_params.get("project")
     if path and session.current() is None:
         try:
-            session.use(projects.resume(Path(path)))
-        except AnnotationError as error:
+            session.use(projects.resume(path, paths.data_folder()))
+        except (paths.PathRefused, AnnotationError) as error:
             st.query_params.pop("project", None)
             st.warning(f"The last project could not be reopened: {error}", icon=":material/warning:")

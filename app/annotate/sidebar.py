@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
+from app import paths
 from app.annotate import session
 from app.rendering import legend_html
 from ner.annotation import AnnotationError, AnnotationStore, Project, add_label, export, export_bytes
@@ -61,21 +60,36 @@ def exports(store: AnnotationStore) -> None:
             on_click="ignore",
         )
     with st.form("export_folder", border=False):
-        folder = st.text_input("Or write all four to a folder on the server", placeholder="/data/exports")
+        folder = st.text_input(
+            "Or write all four to a folder on the server",
+            placeholder="exports",
+            help=f"A folder in the data folder {paths.data_folder()} (created if missing); "
+            "folders outside it are refused.",
+        )
         if st.form_submit_button("Export to folder", icon=":material/save:"):
             export_to_folder(project, folder.strip(), only_done)
 
 
 def export_to_folder(project: Project, folder: str, only_done: bool) -> None:
+    """The four exports and the types file, written to ``folder`` in the data folder; a folder
+    outside it (or a file in it that is a symlink leading out) is refused before anything is written."""
     if not folder:
         st.error("Enter a folder to export to.", icon=":material/error:")
         return
-    target = Path(folder).expanduser()
+    root = paths.data_folder()
+    suffixes = {format: suffix for format, (_, suffix, _) in EXPORTS.items()} | {"spert_types": ".types.json"}
+    try:
+        target = paths.confine(folder, root)
+        files = {
+            format: paths.confine(target / f"{project.name}{end}", root) for format, end in suffixes.items()
+        }
+    except paths.PathRefused as error:
+        st.error(str(error), icon=":material/block:")
+        return
     try:
         target.mkdir(parents=True, exist_ok=True)
-        for format, (_, suffix, _) in EXPORTS.items():
-            export(project, format, target / f"{project.name}{suffix}", only_done=only_done)
-        export(project, "spert_types", target / f"{project.name}.types.json", only_done=only_done)
+        for format, path in files.items():
+            export(project, format, path, only_done=only_done)
     except AnnotationError as error:
         st.error(f"Export stopped: {error}", icon=":material/error:")
     except OSError as error:
