@@ -20,6 +20,13 @@ stored on Docs. It writes:
   score)`` tuples, computed from the JSON-serialisable ``doc._.relation_data`` so that relations
   survive ``DocBin(store_user_data=True)``.
 
+Each sentence (or the whole doc, with ``segment_by_sentence = false``) is one segment for the
+model. ``max_segment_words`` (default 256) bounds what the model sees at once: a longer segment,
+such as a text with no full stop, is cut into windows of at most that many words that overlap by
+``segment_overlap_words`` (default 64), and their predictions are merged (:mod:`ner.segments`).
+Memory and time then grow linearly with the text, and relations are only sought within a window.
+Segments no longer than the bound are predicted exactly as before.
+
 The factory is registered through the ``spacy_factories`` entry point, so ``spacy.load`` needs
 no import of this package.
 """
@@ -35,6 +42,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from ner.model import DeltaDtype, ExtractionModel, HeadOutput
+from ner.segments import Window, cut_strengths, merge_windows, plan_windows
 
 MergeRule = Literal["score", "length", "priority"]
 MERGE_RULES = ("score", "length", "priority")
@@ -84,6 +92,8 @@ register_extensions()
     default_config={
         "batch_size": 64,
         "max_batch_words": 8192,
+        "max_segment_words": 256,
+        "segment_overlap_words": 64,
         "segment_by_sentence": True,
         "set_ents": True,
         "ents_merge": "score",
@@ -97,6 +107,8 @@ def make_extractor(
     name: str,
     batch_size: int,
     max_batch_words: int,
+    max_segment_words: int,
+    segment_overlap_words: int,
     segment_by_sentence: bool,
     set_ents: bool,
     ents_merge: MergeRule,
@@ -114,6 +126,8 @@ def make_extractor(
         dtype,
         ents_merge=ents_merge,
         ents_heads=ents_heads,
+        max_segment_words=max_segment_words,
+        segment_overlap_words=segment_overlap_words,
     )
 
 
@@ -132,7 +146,21 @@ class Extractor:
         model: ExtractionModel | None = None,
         ents_merge: MergeRule = "score",
         ents_heads: Sequence[str] | None = None,
+        max_segment_words: int = 256,
+        segment_overlap_words: int = 64,
     ) -> None:
+        """``max_segment_words``: the most words the model sees at once (the memory bound on long
+        segments); ``segment_overlap_words``: the overlap of the windows a longer segment is cut into,
+        at most half of ``max_segment_words``."""
+        if max_segment_words < 1:
+            raise ValueError(f"max_segment_words must be at least 1, not {max_segment_words}")
+        if not 0 <= segment_overlap_words <= max_segment_words // 2:
+            raise ValueError(
+                f"segment_overlap_words must be between 0 and half of max_segment_words "
+                f"({max_segment_words // 2}), not {segment_overlap_words}"
+            )
+        self.max_segment_words = max_segment_words
+        self.segment_overlap_words = segment_overlap_words
         if ents_merge not in MERGE_RULES:
             raise ValueError(f"ents_merge must be one of {', '.join(MERGE_RULES)}, not {ents_merge!r}")
         if ents_merge == "priority" and not ents_heads:
@@ -163,12 +191,21 @@ class Extractor:
                 f"component {self.name!r} has no model: load a trained pipeline with spacy.load"
             )
         segments = [(doc, tokens) for doc in docs for tokens in self._segments(doc)]
-        outputs = self.model.predict(
-            [[doc[i].text for i in tokens] for doc, tokens in segments], self.batch_size, self.max_batch_words
-        )
+        windows = [self._windows(doc, tokens) for doc, tokens in segments]
+        texts = [
+            [doc[i].text for i in tokens[w.start : w.end]]
+            for (doc, tokens), planned in zip(segments, windows)
+            for w in planned
+        ]
+        outputs = iter(self.model.predict(texts, self.batch_size, self.max_batch_words))
         per_doc: dict[int, list[tuple[list[int], dict[str, HeadOutput]]]] = {id(doc): [] for doc in docs}
-        for (doc, tokens), output in zip(segments, outputs):
-            per_doc[id(doc)].append((tokens, output))
+        for (doc, tokens), planned in zip(segments, windows):
+            window_outputs = [next(outputs) for _ in planned]
+            merged = {
+                name: merge_windows(planned, [output[name] for output in window_outputs])
+                for name in self.model.heads
+            }
+            per_doc[id(doc)].append((tokens, merged))
         for doc in docs:
             self._write(doc, per_doc[id(doc)])
 
@@ -177,6 +214,12 @@ class Extractor:
         by_sentence = self.segment_by_sentence and doc.has_annotation("SENT_START")
         spans = list(doc.sents) if by_sentence else [doc[:]]
         return [[t.i for t in span if not t.is_space] for span in spans]
+
+    def _windows(self, doc: Doc, tokens: list[int]) -> list[Window]:
+        """The windows the model sees of one segment: the segment itself when short enough."""
+        if len(tokens) <= self.max_segment_words:
+            return [Window(0, len(tokens), 0, len(tokens))]
+        return plan_windows(cut_strengths(doc, tokens), self.max_segment_words, self.segment_overlap_words)
 
     def _write(self, doc: Doc, results: list[tuple[list[int], dict[str, HeadOutput]]]) -> None:
         relation_data: list[dict] = list(doc._.relation_data or [])

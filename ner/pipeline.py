@@ -8,6 +8,7 @@ import spacy
 from spacy.language import Language
 
 from ner.model import ExtractionModel
+from ner.tokenizer import accept_any_text, pipeline_config
 
 # The default pipeline ships inside the package: CoNLL04 SpERT on the offline MiniLM-L6 encoder.
 DEFAULT_PIPELINE = Path(__file__).parent / "pretrained" / "conll04_spert"
@@ -21,8 +22,9 @@ def build_pipeline(
     dtype: str = "float16",
     meta: dict | None = None,
 ) -> Language:
-    """A blank ``lang`` pipeline with a rule-based sentencizer and the extractor component."""
-    nlp = spacy.blank(lang)
+    """A blank ``lang`` pipeline with a rule-based sentencizer and the extractor component; its
+    tokenizer takes any ``str`` and its length limit is ours (:mod:`ner.tokenizer`)."""
+    nlp = spacy.blank(lang, config=pipeline_config(lang))
     nlp.add_pipe("sentencizer")
     component = nlp.add_pipe("ner_extractor", config={"storage": storage, "dtype": dtype})
     component.model = model
@@ -38,8 +40,9 @@ def save(nlp: Language, path: str | Path) -> None:
 
 
 def load(path: str | Path | None = None) -> Language:
-    """``spacy.load`` of a pipeline directory; the shipped default when ``path`` is None."""
-    return spacy.load(DEFAULT_PIPELINE if path is None else path)
+    """``spacy.load`` of a pipeline directory; the shipped default when ``path`` is None. A pipeline
+    saved before :mod:`ner.tokenizer` existed gets its behaviour too."""
+    return accept_any_text(spacy.load(DEFAULT_PIPELINE if path is None else path))
 
 
 def extractor_model(nlp: Language) -> ExtractionModel:
