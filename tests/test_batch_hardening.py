@@ -25,6 +25,7 @@ from ner.cli import app
 from ner.files import write_atomic
 from ner.pipeline import build_pipeline, save
 from tests.conftest import tiny_model
+from tests.pdfs import pdf_bytes, stream
 
 runner = CliRunner()
 GOOD = "Angela Merkel met Satya Nadella in Paris. Booth killed Lincoln in Washington."
@@ -219,26 +220,19 @@ def test_a_missing_input_is_refused_before_anything_runs(pipeline, tmp_path):
 def _slow_pdf(pages: int = 100, stream_bytes: int = 20_000_000) -> bytes:
     """A small PDF whose pages all share one content stream of ``stream_bytes`` of whitespace, which
     pypdf parses again for every page (the issue's was 84 KB: 100 pages, 70 MB, 22 s to skip)."""
-    stream = zlib.compress(b" " * stream_bytes, 9)
-    kids = " ".join(f"{4 + i} 0 R" for i in range(pages))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    objects += [
+    kids = " ".join(f"{4 + i} 0 R" for i in range(pages)).encode()
+    page = (
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
         b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
-    ] * pages
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    )
+    return pdf_bytes(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
+            stream(zlib.compress(b" " * stream_bytes, 9), b" /Filter /FlateDecode"),
+            *[page] * pages,
+        ]
+    )
 
 
 def test_a_pdf_that_takes_too_long_is_skipped_within_its_budget(tmp_path):
@@ -412,9 +406,7 @@ _FILE = st.one_of(
     st.tuples(
         st.just(".txt"),
         st.just("good"),
-        st.integers(500, 5_000).map(
-            lambda n: " ".join(_WORDS[i % len(_WORDS)] for i in range(n)).encode()
-        ),
+        st.integers(500, 5_000).map(lambda n: " ".join(_WORDS[i % len(_WORDS)] for i in range(n)).encode()),
     ),  # a long line without a full stop
     st.tuples(st.just(".txt"), st.just("bad"), st.sampled_from([b"", b"  \n\t ", b"\x00\x01\x02binary"])),
     st.tuples(st.sampled_from([".json", ".jsonl"]), st.just("bad"), st.just(b"[" * 100_000 + b"]" * 100_000)),

@@ -20,7 +20,6 @@ each file is read within a time budget (:mod:`ner.batch.budget`).
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
@@ -32,6 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ner.batch.budget import DEFAULT_READ_SECONDS, OverBudget, check, time_budget
+from ner.corpora.text import bom_encoding
 
 SUFFIX_FORMATS = {
     ".txt": "text",
@@ -43,13 +43,6 @@ SUFFIX_FORMATS = {
     ".pdf": "pdf",
 }
 DEFAULT_MAX_BYTES = 50_000_000
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 @dataclass(frozen=True)
@@ -194,9 +187,9 @@ def decode(data: bytes) -> tuple[str, str]:
     Raises ``ValueError`` for binary data and for bytes no encoding explains."""
     if not data.strip():
         raise ValueError("empty (no text)")
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding), encoding
+    encoding = bom_encoding(data)
+    if encoding:
+        return data.decode(encoding), encoding
     if b"\x00" in data[:65536]:
         raise ValueError("binary content (NUL bytes)")
     try:

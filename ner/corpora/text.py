@@ -20,13 +20,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-_BOMS = (
+_BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``data`` declares, or None (no mark)."""
+    return next((name for bom, name in _BOMS if data.startswith(bom)), None)
 
 
 #: How to fix a corpus that does not decode; TOML configs, which must be UTF-8, say only the first half.
@@ -72,7 +77,7 @@ def decode_text(
     """``data`` decoded with ``encoding``, or by its byte-order mark, else as UTF-8 (see the module);
     ``hint`` ends the message of a file that does not decode."""
     if encoding is None:
-        encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+        encoding = bom_encoding(data) or "utf-8"
     try:
         check_encoding(encoding)
     except ValueError as error:
