@@ -78,6 +78,13 @@ class TrainingSettings(_Strict):
         "probability ~ size or size^(1/T)), 'round_robin' (tasks in turn)",
     )
     temperature: float = Field(2.0, ge=1.0, description="T of 'temperature' sampling")
+    tokenization: Literal["pipeline", "corpus"] = Field(
+        "pipeline",
+        description="the words training, dev selection and test scores see: 'pipeline' cuts each "
+        "document's text with the tokenizer of the pipeline being trained (export.lang) and aligns the "
+        "gold spans to its tokens, so the model learns on what nlp(text) gives it (ner.alignment); "
+        "'corpus' keeps the corpus's own tokens (the papers' protocol, to reproduce earlier runs)",
+    )
 
 
 class ExportSettings(_Strict):

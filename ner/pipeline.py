@@ -7,11 +7,24 @@ from pathlib import Path
 import spacy
 from spacy.language import Language
 
+from ner.alignment import Tokenizer
 from ner.model import ExtractionModel
 from ner.tokenizer import accept_any_text, pipeline_config
 
 # The default pipeline ships inside the package: CoNLL04 SpERT on the offline MiniLM-L6 encoder.
 DEFAULT_PIPELINE = Path(__file__).parent / "pretrained" / "conll04_spert"
+
+
+def blank_pipeline(lang: str) -> Language:
+    """A blank ``lang`` pipeline with our tokenizer and length limit (:mod:`ner.tokenizer`): the
+    base of every pipeline :func:`build_pipeline` makes, so of every pipeline training saves."""
+    return spacy.blank(lang, config=pipeline_config(lang))
+
+
+def pipeline_tokenizer(lang: str) -> Tokenizer:
+    """The tokenizer a pipeline for ``lang`` will have. Training cuts its corpora with it, so the
+    model learns on the very tokens ``nlp(text)`` will give it (:mod:`ner.alignment`)."""
+    return blank_pipeline(lang).tokenizer
 
 
 def build_pipeline(
@@ -24,7 +37,7 @@ def build_pipeline(
 ) -> Language:
     """A blank ``lang`` pipeline with a rule-based sentencizer and the extractor component; its
     tokenizer takes any ``str`` and its length limit is ours (:mod:`ner.tokenizer`)."""
-    nlp = spacy.blank(lang, config=pipeline_config(lang))
+    nlp = blank_pipeline(lang)
     nlp.add_pipe("sentencizer")
     component = nlp.add_pipe("ner_extractor", config={"storage": storage, "dtype": dtype})
     component.model = model

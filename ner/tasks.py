@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ner.alignment import Tokenizer, retokenize_all
 from ner.corpora import check_encoding, read_corpus, read_spert_json, read_spert_types
 from ner.documents import Document, Schema
 from ner.heads import HEAD_TYPES
@@ -88,7 +90,15 @@ class TaskSettings(BaseModel):
 
 
 def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None = None) -> list[Document]:
-    """Gold documents of one split (``[]`` when the task has none).
+    """Gold documents of one split (``[]`` when the task has none), on the corpus's own tokens."""
+    return [doc for _, docs in read_files(task, split, root, schema) for doc in docs]
+
+
+def read_files(
+    task: TaskSettings, split: str, root: Path, schema: Schema | None = None
+) -> list[tuple[str, list[Document]]]:
+    """``(path, gold documents)`` of each file of one split, so what happens to each file's gold
+    can be reported per file.
 
     A configured file that holds no documents is refused: an empty train file trains nothing, an
     empty dev file selects no epoch and an empty test file scores nothing, each of which would
@@ -100,7 +110,7 @@ def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None
     if task.format == "spert_json":
         schema = schema or read_spert_types(root / task.types, task.encoding)
     overrides = {"entity_type": task.entity_type} if task.entity_type else {}
-    docs = []
+    files = []
     for path in [relative] if isinstance(relative, str) else relative:
         if task.format == "spert_json":
             found = read_spert_json(root / path, schema, task.encoding)
@@ -110,8 +120,19 @@ def read_split(task: TaskSettings, split: str, root: Path, schema: Schema | None
             raise TaskError(
                 f"task {task.name!r}: the {split} file {root / path} holds no documents{_HINTS[split]}"
             )
-        docs += found
-    return docs
+        files.append((path, found))
+    return files
+
+
+def _first(files: list[tuple[str, list[Document]]], limit: int | None) -> list[tuple[str, list[Document]]]:
+    """The files' first ``limit`` documents taken together, still grouped by file."""
+    kept, left = [], limit
+    for path, docs in files:
+        if left is not None and left <= 0:
+            break
+        kept.append((path, docs if left is None else docs[:left]))
+        left = None if left is None else left - len(docs)
+    return kept
 
 
 _HINTS = {
@@ -179,6 +200,11 @@ class TaskData:
 
     ``schema`` is given when the head already exists (a pipeline being extended): the files must
     then fit the trained head's labels instead of defining them.
+
+    With a ``tokenizer`` (the pipeline's own, see :func:`ner.pipeline.pipeline_tokenizer`) every
+    split is moved onto its tokens (:mod:`ner.alignment`), and ``alignment`` says, per file, how many
+    gold spans were normalised and how many could not be aligned; without one the documents keep
+    the corpus's tokens (the papers' protocol).
     """
 
     def __init__(
@@ -190,14 +216,18 @@ class TaskData:
         schema: Schema | None = None,
         max_train_docs: int | None = None,
         max_dev_docs: int | None = None,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
         self.task = task
         self.name = task.name
-        train = read_split(task, "train", root, schema) if "train" in splits else []
-        self.schema = schema or task_schema(task, root, train)
-        self.train = train[:max_train_docs]
-        self.dev = read_split(task, "dev", root, self.schema)[:max_dev_docs] if "dev" in splits else []
-        self.test = read_split(task, "test", root, self.schema) if "test" in splits else []
+        self.alignment: list[dict] = []
+        train = read_files(task, "train", root, schema) if "train" in splits else []
+        self.schema = schema or task_schema(task, root, [doc for _, docs in train for doc in docs])
+        self.train = self._tokenized("train", _first(train, max_train_docs), tokenizer)
+        dev = _first(read_files(task, "dev", root, self.schema), max_dev_docs) if "dev" in splits else []
+        self.dev = self._tokenized("dev", dev, tokenizer)
+        test = read_files(task, "test", root, self.schema) if "test" in splits else []
+        self.test = self._tokenized("test", test, tokenizer)
         for split in splits:
             check_labels(task.name, getattr(task, split), getattr(self, split), self.schema)
         if "train" in splits:
@@ -209,3 +239,19 @@ class TaskData:
                 task.name,
                 task.dev,
             )
+
+    def _tokenized(
+        self, split: str, files: list[tuple[str, list[Document]]], tokenizer: Tokenizer | None
+    ) -> list[Document]:
+        """The files' documents, on ``tokenizer``'s tokens when there is one; each file's alignment
+        is logged (a warning when gold spans could not be aligned) and kept in ``alignment``."""
+        if tokenizer is None:
+            return [doc for _, docs in files for doc in docs]
+        documents = []
+        for path, docs in files:
+            aligned, report = retokenize_all(docs, tokenizer)
+            self.alignment.append({"split": split, "file": str(path), **asdict(report)})
+            level = logging.WARNING if report.unaligned else logging.INFO
+            logger.log(level, "task %r, %s file %s: %s", self.name, split, path, report.describe())
+            documents += aligned
+        return documents

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from ner.alignment import Tokenizer
 from ner.config import ConfigError, TrainConfig
 from ner.corpora import CorpusError
 from ner.encoder import OFFLINE_ENCODERS, Encoder
@@ -31,7 +32,7 @@ from ner.evaluation import evaluate_model, primary_score
 from ner.heads import build_head
 from ner.metrics import Scores
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
-from ner.pipeline import build_pipeline, extractor_model, load, save
+from ner.pipeline import build_pipeline, extractor_model, load, pipeline_tokenizer, save
 from ner.schedule import epoch_schedule, length_bucketed_batches
 from ner.tasks import TaskData, TaskError, TaskSettings
 
@@ -115,10 +116,23 @@ def _encoder_hint(name: str) -> str:
     return f"it is not an offline alias ({', '.join(OFFLINE_ENCODERS)}), not a folder, and not {where}"
 
 
+def training_tokenizer(config: TrainConfig) -> Tokenizer | None:
+    """The tokenizer of the pipeline this run saves (:func:`_save` builds it for ``export.lang``,
+    with or without ``init_from``), or None to train on the corpus's own tokens."""
+    if config.training.tokenization == "corpus":
+        return None
+    return pipeline_tokenizer(config.export.lang)
+
+
+def alignment_reports(tasks: list[TaskData]) -> dict[str, list[dict]]:
+    """Per task, what moving each file's gold onto the pipeline's tokens did (``metrics.json``)."""
+    return {data.name: data.alignment for data in tasks if data.alignment}
+
+
 def prepare_tasks(config: TrainConfig, root: Path, model: ExtractionModel) -> list[TaskData]:
     """Load every task's data and give each new task a fresh head; an existing head's labels must
     match its task's files."""
-    t = config.training
+    t, tokenizer = config.training, training_tokenizer(config)
     tasks = []
     for task in config.tasks:
         existing = model.heads[task.name] if task.name in model.heads else None  # noqa: SIM401 (ModuleDict)
@@ -128,6 +142,7 @@ def prepare_tasks(config: TrainConfig, root: Path, model: ExtractionModel) -> li
             schema=existing.schema if existing is not None else None,
             max_train_docs=t.max_train_docs,
             max_dev_docs=t.max_dev_docs,
+            tokenizer=tokenizer,
         )
         if existing is None:
             model.heads[task.name] = build_head(task.head, model.encoder.hidden_size, data.schema)
@@ -145,6 +160,7 @@ def monitored_tasks(records: list[dict], config: TrainConfig, root: Path, model)
     task records saved in the pipeline (paths relative to the data root). Heads whose dev file is
     not there are skipped with a warning."""
     trained = {task.name for task in config.tasks}
+    tokenizer = training_tokenizer(config)
     monitored = []
     for record in records:
         task = TaskSettings.model_validate(record)
@@ -160,6 +176,7 @@ def monitored_tasks(records: list[dict], config: TrainConfig, root: Path, model)
                 splits=("dev",),
                 schema=model.heads[task.name].schema,
                 max_dev_docs=config.training.max_dev_docs,
+                tokenizer=tokenizer,
             )
         except (TaskError, CorpusError) as error:  # reporting only: it must not stop the run
             logger.warning("not monitoring head %r: %s", task.name, error)
@@ -252,6 +269,7 @@ def train(
         raise ConfigError(f"encoder {config.encoder.name!r}: {error}") from error
     check_output(output)
     before = evaluate_tasks(model, monitored, "dev", t.eval_batch_size) if monitored else {}
+    alignment = {"alignment": alignment_reports(tasks + monitored)}
     records = _task_records(inherited, config)
     rng = random.Random(t.seed)
     sizes = {d.name: d.task.batch_size or t.batch_size for d in tasks}
@@ -299,8 +317,8 @@ def train(
             _save(model, config, output, {"best_epoch": epoch, "tasks": records})
         history.append(record)
         logger.info("epoch %d: %s", epoch, {k: v for k, v in record.items() if k != "dev"})
-        _write_metrics(output, config, {"epochs": history, "best_epoch": best[1]})
-    result: dict = {"epochs": history, "best_epoch": best[1]}
+        _write_metrics(output, config, {**alignment, "epochs": history, "best_epoch": best[1]})
+    result: dict = {**alignment, "epochs": history, "best_epoch": best[1]}
     best_model = _load_model(output)
     if monitored:
         after = evaluate_tasks(best_model, monitored, "dev", t.eval_batch_size)

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from ner.corpora import CorpusError
+from ner.pipeline import pipeline_tokenizer
 from ner.tasks import TaskData, TaskError, TaskSettings, labels_in, read_split
 
 DATA = Path(__file__).parent / "data"
@@ -157,3 +158,27 @@ def test_a_declared_encoding_reads_latin1_files(tmp_path):
     assert data.train[0].words == ["Perú"]
     with pytest.raises(ValidationError, match="unknown text encoding"):
         _task(encoding="latin-9000")
+
+
+def test_a_tokenizer_moves_every_file_of_every_split_onto_its_tokens(tmp_path):
+    """Column corpora (the taggers' data) are aligned per file like SpERT's, and the first N
+    training documents are taken across the pooled files before aligning."""
+    (tmp_path / "a.tsv").write_text("He\tO\nleft\tO\nKentucky.\tB-Loc\n\nGone\tO\n")
+    (tmp_path / "b.tsv").write_text("Knight-Ridder\tB-Org\nrose\tO\n\nNot\tO\nread\tO\n")
+    task = _task(train=["a.tsv", "b.tsv"], dev="b.tsv")
+    data = TaskData(task, tmp_path, max_train_docs=3, tokenizer=pipeline_tokenizer("en"))
+    assert [doc.words for doc in data.train] == [
+        ["He", "left", "Kentucky", "."],
+        ["Gone"],
+        ["Knight", "-", "Ridder", "rose"],
+    ]
+    assert [doc.span_text(e.start, e.end) for doc in data.train for e in doc.entities] == [
+        "Kentucky",
+        "Knight-Ridder",
+    ]
+    assert [(r["split"], r["file"], r["spans"], r["normalised"]) for r in data.alignment] == [
+        ("train", "a.tsv", 1, 1),
+        ("train", "b.tsv", 1, 0),
+        ("dev", "b.tsv", 1, 0),
+    ]
+    assert TaskData(task, tmp_path).train[0].words == ["He", "left", "Kentucky."], "no tokenizer: corpus"

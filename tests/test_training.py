@@ -3,14 +3,20 @@ before the first step (an encoder that cannot be loaded, an output that cannot b
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from ner.config import ConfigError, TrainConfig
-from ner.training import check_output, load_encoder, monitored_tasks, parameter_groups
+from ner.config import ConfigError, TrainConfig, load_config
+from ner.heads.spert import SpertHead
+from ner.training import check_output, load_encoder, monitored_tasks, parameter_groups, prepare_tasks, train
 from tests.conftest import sample_document, tiny_model
 
 
@@ -89,3 +95,101 @@ def test_an_inherited_head_whose_dev_file_is_empty_is_not_monitored_and_the_run_
     with caplog.at_level("WARNING", logger="ner.training"):
         assert monitored_tasks([record], _config(), tmp_path, tiny_model()) == []
     assert "not monitoring head 'spert'" in caplog.text and "dev.json holds no documents" in caplog.text
+
+
+def _kentucky_corpus(folder: Path) -> None:
+    """A SpERT corpus whose gold needs aligning: a glued full stop, a hyphenated name, and a span
+    on a no-break space, which no token of the pipeline's covers (not alignable)."""
+    docs = [
+        {
+            "tokens": ["Smith", "lives", "in", "Kentucky."],
+            "entities": [{"type": "Peop", "start": 0, "end": 1}, {"type": "Loc", "start": 3, "end": 4}],
+            "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
+        },
+        {
+            "tokens": ["Jones", "works", "for", "Knight-Ridder", "in", "\u00a0", "."],
+            "entities": [
+                {"type": "Peop", "start": 0, "end": 1},
+                {"type": "Org", "start": 3, "end": 4},
+                {"type": "Loc", "start": 5, "end": 6},
+            ],
+            "relations": [
+                {"type": "Work_For", "head": 0, "tail": 1},
+                {"type": "OrgBased_In", "head": 1, "tail": 2},
+            ],
+        },
+    ]
+    (folder / "train.json").write_text(json.dumps(docs))
+    (folder / "dev.json").write_text(json.dumps(docs[:1]))
+    types = {
+        "entities": ["Peop", "Org", "Loc"],
+        "relations": {"Live_In": {}, "Work_For": {}, "OrgBased_In": {}},
+    }
+    (folder / "types.json").write_text(json.dumps(types))
+    (folder / "run.toml").write_text(
+        'data_root = "."\n[[tasks]]\nname = "re"\nformat = "spert_json"\ntrain = "train.json"\n'
+        'dev = "dev.json"\ntest = "dev.json"\ntypes = "types.json"\n[tasks.head]\ntype = "spert"\n'
+        "[training]\nepochs = 1\n"
+    )
+
+
+def test_training_sees_the_pipelines_tokens_and_reports_each_files_alignment(
+    tmp_path, tiny_encoder_dir, monkeypatch, caplog
+):
+    _kentucky_corpus(tmp_path)
+    config = load_config(tmp_path / "run.toml", {"encoder.name": str(tiny_encoder_dir)})
+    seen: list[list[str]] = []
+    targets = SpertHead.targets
+
+    def record(self, batch, rng):
+        seen.extend(doc.words for doc in batch)
+        return targets(self, batch, rng)
+
+    monkeypatch.setattr(SpertHead, "targets", record)
+    with caplog.at_level("INFO", logger="ner.tasks"):
+        result = train(config, tmp_path, tmp_path / "out", progress=False)
+    assert sorted(seen) == [
+        ["Jones", "works", "for", "Knight", "-", "Ridder", "in", "."],
+        ["Smith", "lives", "in", "Kentucky", "."],
+    ]
+    reports = json.loads((tmp_path / "out" / "metrics.json").read_text())["alignment"]["re"]
+    assert reports == result["alignment"]["re"]
+    train_report = {k: v for k, v in reports[0].items() if k != "examples"}
+    assert train_report == {
+        "split": "train",
+        "file": "train.json",
+        "spans": 5,
+        "normalised": 1,
+        "unaligned": 1,
+        "relations_dropped": 1,
+    }
+    assert [(r["split"], r["unaligned"]) for r in reports[1:]] == [("dev", 0), ("test", 0)]
+    warning = next(r for r in caplog.records if r.levelname == "WARNING")
+    assert "task 're', train file train.json: 5 gold spans, 1 with a trailing mark" in warning.message
+    assert "1 not aligned" in warning.message and "'\\xa0' (Loc)" in warning.message
+
+
+def test_corpus_tokenization_keeps_the_corpus_words(tmp_path, tiny_encoder_dir):
+    _kentucky_corpus(tmp_path)
+    overrides = {"encoder.name": str(tiny_encoder_dir), "training.tokenization": "corpus"}
+    config = load_config(tmp_path / "run.toml", overrides)
+    (data,) = prepare_tasks(config, tmp_path, tiny_model())
+    assert data.train[0].words == ["Smith", "lives", "in", "Kentucky."] and data.alignment == []
+    assert data.train[0].span_text(3, 4) == "Kentucky."
+    config = load_config(tmp_path / "run.toml", {"encoder.name": str(tiny_encoder_dir)})
+    (data,) = prepare_tasks(config, tmp_path, tiny_model())
+    assert data.train[0].words == ["Smith", "lives", "in", "Kentucky", "."]
+    assert data.train[0].span_text(3, 4) == "Kentucky"
+
+
+def test_ner_train_prints_the_per_file_report(tmp_path, tiny_encoder_dir):
+    """What a user running ``ner train`` reads (the log goes to the terminal, not to pytest)."""
+    _kentucky_corpus(tmp_path)
+    command = [sys.executable, "-m", "ner.cli", "train", str(tmp_path / "run.toml"), "--quiet"]
+    command += ["--output", str(tmp_path / "out"), "--set", f"encoder.name={tiny_encoder_dir}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    train_line = "task 're', train file train.json: 5 gold spans, 1 with a trailing mark stripped, 1 not"
+    assert train_line in done.stderr
+    assert "task 're', dev file dev.json: 2 gold spans, 1 with a trailing mark stripped, 0 not" in done.stderr
