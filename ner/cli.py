@@ -111,11 +111,26 @@ def evaluate(
         str | None,
         typer.Option(help="text encoding of DATA and --types, e.g. latin-1 (default: UTF-8; never guessed)"),
     ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="raw: each document's text through nlp.pipe, scored on character offsets (what users "
+            "get); tokens: the model given the corpus's tokens (the papers' protocol); both: raw first"
+        ),
+    ] = "both",
 ) -> None:
-    """Score a pipeline on gold data: seqeval strict IOB2 for tagging heads, SpERT's protocol for
-    SpERT heads (micro and macro P/R/F1, per type)."""
+    """Score a pipeline on gold data: strict entity matching for tagging heads (seqeval strict IOB2
+    on corpus tokens), SpERT's protocol for SpERT heads (micro and macro P/R/F1, per type), on raw
+    text and on the corpus's tokens. Gold spans the pipeline's tokenizer cannot align are misses
+    on raw text. The JSON of -o is keyed by protocol ("raw", "tokens"), then by head."""
     _quiet_transformers()
-    from ner.evaluation import evaluate_file, evaluate_recorded_tasks
+    from ner.evaluation import (
+        PROTOCOL_TITLES,
+        PROTOCOLS,
+        describe_raw_gold,
+        evaluate_file,
+        evaluate_recorded_tasks,
+    )
     from ner.metrics import format_scores
     from ner.pipeline import extractor_model, load
     from ner.tasks import TaskError
@@ -129,24 +144,41 @@ def evaluate(
     if head is None:
         typer.echo(f"error: the pipeline {pipeline} has no heads to evaluate", err=True)
         raise typer.Exit(2)
+    if protocol not in ("both", *PROTOCOLS):
+        typer.echo(f"error: --protocol must be raw, tokens or both, not {protocol!r}", err=True)
+        raise typer.Exit(2)
+    protocols = PROTOCOLS if protocol == "both" else (protocol,)
     try:
         if data is None:
             root = data_root or Path(os.environ.get("NER_DATA_DIR") or "../shared/data")
-            results = evaluate_recorded_tasks(nlp, root, split, batch_size)
+            results = evaluate_recorded_tasks(nlp, root, split, batch_size, protocols)
         else:
-            scores = evaluate_file(
-                nlp, data, head, format, entity_type, types, batch_size, lang, ignore_labels, encoding
+            results = evaluate_file(
+                nlp,
+                data,
+                head,
+                format,
+                entity_type,
+                types,
+                batch_size,
+                lang,
+                ignore_labels,
+                encoding,
+                protocols,
             )
-            results = {head: scores}
     except (TaskError, ValueError, KeyError, OSError) as error:  # CorpusError is a ValueError
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2) from error
-    for name, scores in results.items():
-        typer.echo(f"===== {name} =====")
-        typer.echo(format_scores(scores))
+    for name, heads in results.scores.items():
+        typer.echo(f"##### {PROTOCOL_TITLES[name]} #####")
+        for head_name, scores in heads.items():
+            typer.echo(f"===== {head_name} =====")
+            if name == "raw":
+                typer.echo(describe_raw_gold(results.alignment[head_name]))
+            typer.echo(format_scores(scores))
     if output:
-        payload = {name: {k: v.as_dict() for k, v in scores.items()} for name, scores in results.items()}
+        payload = results.as_dict()
         try:
             output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
         except OSError as error:

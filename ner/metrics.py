@@ -9,6 +9,12 @@
 
 Tagging tasks (multi-task NER) are scored with seqeval in strict mode over IOB2 tags, the
 protocol of the BioBERT/MT-BioNER papers; :func:`seqeval_scores` returns the same :class:`Scores`.
+On spans that do not overlap, :func:`entity_scores` (strict span matching) gives the same figures
+without tags, which the raw-text protocol needs: its spans are character offsets.
+
+Spans are plain integers here, never read back as words: the raw-text protocol scores documents
+whose "words" are the text's characters (:func:`ner.raw_text.character_document`), so the same
+functions score ``(start_char, end_char, label)``.
 
 All figures are percentages, as in the papers.
 """
@@ -97,6 +103,13 @@ def relation_items(doc: Document, symmetric: frozenset[str], with_types: bool) -
     return items
 
 
+def entity_scores(gold: Sequence[Document], predicted: Sequence[Document]) -> Scores:
+    """Strict entity scores: a predicted entity counts when start, end and type equal a gold one's."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold documents but {len(predicted)} predictions")
+    return score_items(map(entity_items, gold), map(entity_items, predicted))
+
+
 def evaluate_documents(
     gold: Sequence[Document], predicted: Sequence[Document], symmetric: frozenset[str] = frozenset()
 ) -> dict[str, Scores]:
@@ -104,7 +117,7 @@ def evaluate_documents(
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold documents but {len(predicted)} predictions")
     return {
-        "entities": score_items(map(entity_items, gold), map(entity_items, predicted)),
+        "entities": entity_scores(gold, predicted),
         "relations": score_items(
             (relation_items(d, symmetric, False) for d in gold),
             (relation_items(d, symmetric, False) for d in predicted),

@@ -48,8 +48,11 @@ def test_evaluate_prints_and_writes_scores(trained, tmp_path):
     result = runner.invoke(app, ["evaluate", str(trained), str(DATA / "toy_dev.json"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "relations_with_types" in result.output and "micro" in result.output
-    scores = json.loads(out.read_text())["spert"]
+    written = json.loads(out.read_text())
+    assert list(written) == ["raw", "tokens"], "raw text first, then the corpus's tokens"
+    scores = written["tokens"]["spert"]
     assert set(scores) == {"entities", "relations", "relations_with_types"}
+    assert set(written["raw"]["spert"]) == {*scores, "gold_alignment"}
     assert 0.0 <= scores["entities"]["micro"]["f1"] <= 100.0
 
 
@@ -125,7 +128,7 @@ def test_evaluate_scores_every_head_on_its_own_test_split(multitask, tmp_path):
     result = runner.invoke(app, ["evaluate", str(multitask), "--data-root", str(DATA), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "===== genes =====" in result.output and "Chemical" in result.output
-    scores = json.loads(out.read_text())
+    scores = json.loads(out.read_text())["tokens"]
     assert set(scores) == {"genes", "chemicals"}
     assert set(scores["genes"]["entities"]["per_type"]) <= {"Gene"}
     trained = json.loads((multitask / "metrics.json").read_text())["test"]
@@ -175,8 +178,9 @@ def test_evaluate_maps_label_sets_explicitly_and_reads_conll_by_language(multita
     assert refused.exit_code == 2 and "['Chemical']" in refused.output
     mapped = runner.invoke(app, [*args, "--ignore-label", "Chemical", "-o", str(tmp_path / "s.json")])
     assert mapped.exit_code == 0, mapped.output
-    scores = json.loads((tmp_path / "s.json").read_text())["genes"]["entities"]
-    assert {t: s["support"] for t, s in scores["per_type"].items() if s["support"]} == {"Gene": 2}
+    for protocol in ("raw", "tokens"):
+        scores = json.loads((tmp_path / "s.json").read_text())[protocol]["genes"]["entities"]
+        assert {t: s["support"] for t, s in scores["per_type"].items() if s["support"]} == {"Gene": 2}
     spanish = tmp_path / "test.txt"  # CoNLL-2002 layout: token and tag, IOB2
     spanish.write_text("La O\nproteína O\nBRCA1 B-Gene\n")
     result = runner.invoke(app, ["evaluate", str(multitask), str(spanish), "--head", "genes", "--lang", "es"])

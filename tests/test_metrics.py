@@ -7,7 +7,15 @@ import random
 import pytest
 
 from ner.documents import Document, Entity, Relation
-from ner.metrics import PRF, entity_items, evaluate_documents, format_scores, score_items, seqeval_scores
+from ner.metrics import (
+    PRF,
+    entity_items,
+    entity_scores,
+    evaluate_documents,
+    format_scores,
+    score_items,
+    seqeval_scores,
+)
 
 SYMMETRIC = frozenset({"Spouse"})
 WORDS = [f"w{i}" for i in range(8)]
@@ -179,6 +187,25 @@ def test_seqeval_agrees_with_exact_span_matching_on_non_overlapping_entities():
     assert {t: s.support for t, s in theirs.per_type.items() if s.support} == {
         t: s.support for t, s in ours.per_type.items() if s.support
     }
+
+
+def test_entity_scores_are_seqeval_strict_on_spans_that_do_not_overlap():
+    """The raw-text protocol scores tagging heads with :func:`entity_scores` (character spans have
+    no tags): on non-overlapping spans it gives seqeval strict's figures, per type, micro and macro."""
+    rng = random.Random(7)
+    gold, predicted = [], []
+    for _ in range(300):
+        n = rng.randint(1, 12)
+        gold.append(_doc(n, _random_spans(rng, n)))
+        predicted.append(_doc(n, _random_spans(rng, n)))
+    ours, theirs = entity_scores(gold, predicted), seqeval_scores(gold, predicted)
+    for average in ("micro", "macro"):
+        assert vars(getattr(ours, average)) == pytest.approx(vars(getattr(theirs, average)))
+    assert {t: (vars(s.prf), s.support) for t, s in ours.per_type.items()} == {
+        t: (pytest.approx(vars(s.prf)), s.support) for t, s in theirs.per_type.items()
+    }
+    with pytest.raises(ValueError, match="1 gold documents but 2 predictions"):
+        entity_scores(gold[:1], predicted[:2])
 
 
 def _random_spans(rng: random.Random, n: int) -> list[tuple[int, int, str]]:
