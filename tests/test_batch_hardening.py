@@ -40,13 +40,25 @@ def pipeline(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def sparse_pipeline(tmp_path_factory) -> Path:
+    """A random model that keeps few spans, as a trained one does: the fuzz test is about what the
+    batch layer does with hostile files, and a random model keeping every span of a long line
+    would spend minutes pairing them (bounded, but slow)."""
+    path = tmp_path_factory.mktemp("sparse") / "tiny"
+    save(build_pipeline(tiny_model(bias_entities=-4.0), name="tiny"), path)
+    return path
+
+
 def _extract(pipeline: Path, output: Path, *inputs: Path, extra: tuple[str, ...] = ()):
     args = ["extract", *map(str, inputs), "-o", str(output), "--pipeline", str(pipeline), "--quiet", *extra]
     return runner.invoke(app, args)
 
 
 def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The records of a JSONL file: lines end at "\n" only (a raw U+0085 or U+2028 inside a JSON
+    string is text, not a line break, as in every reader of our output)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 # ------------------------------------------------------------------ 1. a document the pipeline fails on
@@ -406,7 +418,7 @@ _FILE = st.one_of(
     st.tuples(
         st.just(".txt"),
         st.just("good"),
-        st.integers(500, 5_000).map(lambda n: " ".join(_WORDS[i % len(_WORDS)] for i in range(n)).encode()),
+        st.integers(300, 3_000).map(lambda n: " ".join(_WORDS[i % len(_WORDS)] for i in range(n)).encode()),
     ),  # a long line without a full stop
     st.tuples(st.just(".txt"), st.just("bad"), st.sampled_from([b"", b"  \n\t ", b"\x00\x01\x02binary"])),
     st.tuples(st.sampled_from([".json", ".jsonl"]), st.just("bad"), st.just(b"[" * 100_000 + b"]" * 100_000)),
@@ -431,12 +443,13 @@ def _write_folder(root: Path, files: list) -> tuple[set, set]:
             continue
         with open(raw, "wb") as handle:
             handle.write(content)
-        (good if kind == "good" else bad).add((source, None))
+        line = 1 if suffix == ".jsonl" and kind == "bad" else None  # a JSONL file's reasons are per line
+        (good if kind == "good" else bad).add((source, line))
     return good, bad
 
 
 @settings(
-    max_examples=15,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -445,12 +458,14 @@ def _write_folder(root: Path, files: list) -> tuple[set, set]:
     ],
 )
 @given(files=st.lists(st.tuples(_NAME, st.one_of(st.none(), _ODD_NAME), _FILE), min_size=1, max_size=6))
-def test_hostile_folders_every_good_document_once_every_bad_one_listed(pipeline, tmp_path_factory, files):
+def test_hostile_folders_every_good_document_once_every_bad_one_listed(
+    sparse_pipeline, tmp_path_factory, files
+):
     root = tmp_path_factory.mktemp("hostile")
     good, bad = _write_folder(root / "docs", files)
     output = root / "out.jsonl"
     for _ in range(2):  # a rerun resumes: nothing doubled, nothing lost
-        result = _extract(pipeline, output, root / "docs", extra=("--show", "--batch-size", "3"))
+        result = _extract(sparse_pipeline, output, root / "docs", extra=("--show", "--batch-size", "3"))
         assert result.exit_code == (1 if bad else 0), result.output
         assert "Traceback" not in result.output
         records = _records(output)
