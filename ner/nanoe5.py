@@ -43,6 +43,7 @@ from safetensors.numpy import save_file
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 
 from ner.integrity import first_mismatch, hash_files, sha256_file
+from ner.quiet import quiet_loading
 
 logger = logging.getLogger(__name__)
 
@@ -438,8 +439,6 @@ def _verify_directory(directory: Path, header: Header) -> None:
 
 
 def _check_forward(directory: Path, tokenizer: PreTrainedTokenizerBase) -> None:
-    from ner.encoder import quiet_loading  # here: ner.encoder imports this module
-
     with quiet_loading():
         model = AutoModel.from_pretrained(str(directory), add_pooling_layer=False).eval()
     with torch.inference_mode():

@@ -22,14 +22,20 @@ once, with the higher score. Relations are sought within a window only: two enti
 apart than a window never form a pair.
 
 A segment of at most ``size`` words is one window, and its predictions pass through untouched.
+
+Before any of this, a blank line is a hard boundary (:func:`paragraph_segments`): two paragraphs are
+never one segment, so no entity and no relation crosses from one to the other, even in a text with
+no full stop ("Hello World" over "Amazon is based in Seattle." as two HTML blocks). A single line
+break is not a boundary: wrapped text breaks lines in the middle of sentences and of names.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from ner.documents import Entity, Relation
 from ner.model import HeadOutput
@@ -37,6 +43,31 @@ from ner.model import HeadOutput
 # How good a place to cut after a word is: a sentence end or a line break, then a clause break.
 _CUT_AFTER = {".": 3, "!": 3, "?": 3, ";": 2, ":": 2, ",": 1}
 _LINE_BREAK = 3
+# Line boundaries as ``str.splitlines`` knows them (\r\n counts once); two in one gap make a blank line.
+_LINE_BOUNDARY = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+_PARAGRAPH_SEPARATOR = "\u2029"
+
+
+def is_paragraph_break(gap: str) -> bool:
+    """Whether the whitespace ``gap`` between two words holds a blank line (two line boundaries, such
+    as ``"\\n\\n"``, ``"\\n  \\n"`` or ``"\\r\\n\\r\\n"``) or Unicode's paragraph separator."""
+    return _PARAGRAPH_SEPARATOR in gap or len(_LINE_BOUNDARY.findall(gap)) >= 2
+
+
+def paragraph_segments(span: Span) -> list[list[int]]:
+    """The token indices of ``span``'s words, whitespace tokens left out, cut wherever the whitespace
+    between two consecutive words holds a paragraph break (:func:`is_paragraph_break`)."""
+    segments: list[list[int]] = []
+    gap = ""
+    for token in span:
+        if token.is_space:
+            gap += token.text_with_ws
+            continue
+        if not segments or is_paragraph_break(gap):
+            segments.append([])
+        segments[-1].append(token.i)
+        gap = token.whitespace_
+    return segments
 
 
 class Window(NamedTuple):

@@ -18,6 +18,14 @@ A plain spaCy pipeline stops on two kinds of input that the library has to take:
   A longer text raises spaCy's E088 error with both numbers. The ``ner.max_length.v1`` callback
   sets the limit from the pipeline config.
 
+English pipelines also keep more abbreviations whole than spaCy does (:data:`ENGLISH_ABBREVIATIONS`:
+"Lt.", "Capt.", "Sgt.", "Wyo.", "inc." ...). spaCy's sentencizer ends a sentence after any "."
+token, and its tokenizer splits the full stop off every abbreviation it has no exception for, so
+"Navy Lt. Nettie Johnson said" was two sentences, and the relation between "Navy" and "Nettie
+Johnson" could not be found. Abbreviations in the exceptions ("Mr.", "Inc.", "U.S.") were never
+split. The tokens are the corpora's too: CoNLL04 writes "Lt." as one token. A saved pipeline keeps
+the exceptions it was saved with, so a model always sees the tokens it was trained on.
+
 Both are registered in spaCy's registries, and ``pyproject.toml`` lists them as entry points
 (``spacy_tokenizers``, ``spacy_callbacks``). A pipeline whose ``config.cfg`` names them
 therefore loads with a plain ``spacy.load`` and no import of this package.
@@ -28,6 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
@@ -44,6 +53,17 @@ MAX_LENGTH_CALLBACK = "ner.max_length.v1"
 MAX_LENGTH = 10_000_000  # characters; see the module docstring
 REPLACEMENT = "\ufffd"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Abbreviations kept as one token in English, beyond spaCy's own exceptions. Each is only ever an
+#: abbreviation, never an English word with a sentence's full stop after it (no "No." or "Me.").
+ENGLISH_ABBREVIATIONS = (
+    # ranks and titles before a name
+    "Lt.", "Lieut.", "Capt.", "Col.", "Sgt.", "Maj.", "Cpl.", "Pvt.", "Cmdr.", "Cdr.", "Brig.",
+    "Gens.", "Sens.", "Reps.", "Govs.", "Supt.", "Insp.", "Det.", "Pres.", "Hon.", "Rt.", "Msgr.",
+    "Atty.", "Amb.", "Mme.", "Mlle.", "Sr.", "Esq.",
+    # organisations, places and addresses
+    "inc.", "corp.", "ltd.", "bros.", "Dept.", "Univ.", "Assn.", "Ave.", "Blvd.", "Ft.", "Ste.",
+    "Tex.", "Vt.", "Wyo.", "W.Va.",
+)  # fmt: skip
 
 
 def replace_lone_surrogates(text: str) -> str:
@@ -76,7 +96,7 @@ def create_tokenizer() -> Callable[[Language], Tokenizer]:
         defaults = nlp.Defaults
         return SurrogateSafeTokenizer(
             nlp.vocab,
-            rules=defaults.tokenizer_exceptions,
+            rules=tokenizer_exceptions(nlp.lang, defaults.tokenizer_exceptions),
             prefix_search=compile_prefix_regex(defaults.prefixes).search if defaults.prefixes else None,
             suffix_search=compile_suffix_regex(defaults.suffixes).search if defaults.suffixes else None,
             infix_finditer=compile_infix_regex(defaults.infixes).finditer if defaults.infixes else None,
@@ -85,6 +105,13 @@ def create_tokenizer() -> Callable[[Language], Tokenizer]:
         )
 
     return tokenizer_factory
+
+
+def tokenizer_exceptions(lang: str, defaults: dict) -> dict:
+    """The language's exceptions, plus :data:`ENGLISH_ABBREVIATIONS` for English (spaCy's own
+    entries win where both have one)."""
+    extra = {a: [{ORTH: a}] for a in ENGLISH_ABBREVIATIONS} if lang == "en" else {}
+    return {**extra, **defaults}
 
 
 @registry.callbacks(MAX_LENGTH_CALLBACK)

@@ -60,15 +60,31 @@ def check_invariants(doc: Document, schema: Schema, max_width: int, neg_entities
         (i, j)
         for i in range(len(entities))
         for j in range(len(entities))
-        if (entities[i].start, entities[i].end) != (entities[j].start, entities[j].end)
+        if _share_no_word(entities[i], entities[j])
         and (i, j) not in expected
         and (i, j) not in symmetric_reversed
     ]
     assert len(negative_pairs) == len(set(negative_pairs)) == min(neg_relations, len(candidates))
     for h, t in negative_pairs:
-        assert h != t and (entities[h].start, entities[h].end) != (entities[t].start, entities[t].end)
+        assert h != t and _share_no_word(entities[h], entities[t])  # inference never pairs overlaps
         assert (h, t) not in expected and (h, t) not in symmetric_reversed
     return spans, pairs
+
+
+def _share_no_word(a: Entity, b: Entity) -> bool:
+    return not set(range(a.start, a.end)) & set(range(b.start, b.end))
+
+
+def test_overlapping_entities_are_never_a_negative_pair():
+    """ "Redmond" inside "Redmond, Washington": inference never classifies such a pair, so training
+    does not either; the disjoint pairs are all drawn."""
+    words = ["Gates", "lives", "in", "Redmond", ",", "Washington"]
+    doc = Document.from_words(
+        words, entities=[Entity(0, 1, "Peop"), Entity(3, 4, "Loc"), Entity(3, 6, "Loc"), Entity(5, 6, "Loc")]
+    )
+    _, pairs = check_invariants(doc, SCHEMA, max_width=3, neg_entities=0, neg_relations=100)
+    drawn = {(h, t) for h, t, _ in pairs}
+    assert drawn == {(0, 1), (1, 0), (0, 2), (2, 0), (0, 3), (3, 0), (1, 3), (3, 1)}
 
 
 def test_the_conll_sample_document_with_few_and_many_negatives():

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ner.documents import Document, RelationType, Schema
-from ner.heads.spert import SpertConfig, SpertHead, enumerate_spans, pairs_within_docs
+from ner.heads.spert import SpertConfig, SpertHead, disjoint, enumerate_spans, pairs_within_docs
 from ner.pooling import RangeMaxPool
 from tests.conftest import SCHEMA, sample_document, tiny_encoder
 
@@ -192,7 +192,8 @@ SYMMETRIC_SCHEMA = Schema(
 
 
 def test_decode_keeps_every_span_and_pair_when_forced_and_deduplicates_symmetric_relations(encoding):
-    """Every span an entity, every pair related: a symmetric relation appears once per unordered pair."""
+    """Every span an entity, every pair of spans that share no word related: a symmetric relation
+    appears once per unordered pair."""
     head = make_head(SYMMETRIC_SCHEMA, max_span_width=2)
     with torch.no_grad():
         head.entity_classifier.bias[0] = -1e4  # "None" never wins
@@ -202,10 +203,11 @@ def test_decode_keeps_every_span_and_pair_when_forced_and_deduplicates_symmetric
     for words, (entities, relations) in zip(WORDS, results, strict=True):
         n = len(entities)
         assert n == len(naive_spans([len(words)], 2))
+        disjoint = sum(a.end <= b.start or b.end <= a.start for a in entities for b in entities)
         sibling = [(r.head, r.tail) for r in relations if r.label == "Sibling"]
         work_for = [(r.head, r.tail) for r in relations if r.label == "Work_For"]
-        assert len(work_for) == len(set(work_for)) == n * (n - 1)
-        assert len(sibling) == len(set(sibling)) == n * (n - 1) // 2
+        assert len(work_for) == len(set(work_for)) == disjoint
+        assert len(sibling) == len(set(sibling)) == disjoint // 2
         assert {frozenset(pair) for pair in sibling} == {frozenset(pair) for pair in work_for}
         for h, t in sibling:
             assert (entities[h].start, entities[h].end) < (entities[t].start, entities[t].end)
@@ -254,6 +256,33 @@ def test_pair_chunking_does_not_change_the_relations(encoding, monkeypatch):
             (r.head, r.tail, r.label) for r in relations
         ]
         assert [r.score for r in chunked_relations] == pytest.approx([r.score for r in relations], abs=1e-6)
+
+
+def test_no_relation_links_two_spans_that_overlap(encoding):
+    """ "Redmond" Located_In "Redmond, Washington" is one name read twice: spans that share a word are
+    never paired, however sure the relation classifier is; spans that only touch still are."""
+    head = make_head(SYMMETRIC_SCHEMA, max_span_width=4)
+    with torch.no_grad():
+        head.entity_classifier.bias[0] = -1e4
+        head.relation_classifier.bias.fill_(1e4)
+    for entities, relations in head.decode(encoding):
+        assert relations
+        for relation in relations:
+            a, b = entities[relation.head], entities[relation.tail]
+            assert a.end <= b.start or b.end <= a.start, (a, b)
+        touching = {(r.head, r.tail) for r in relations if entities[r.head].end == entities[r.tail].start}
+        assert touching
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(1, 4)), min_size=1, max_size=12))
+def test_disjoint_is_exactly_sharing_no_word(spans):
+    start = torch.tensor([s for s, _ in spans])
+    end = torch.tensor([s + w for s, w in spans])
+    head, tail = torch.meshgrid(torch.arange(len(spans)), torch.arange(len(spans)), indexing="ij")
+    mask = disjoint(head.flatten(), tail.flatten(), start, end).tolist()
+    words = [set(range(s, s + w)) for s, w in spans]
+    assert mask == [not (words[i] & words[j]) for i in range(len(spans)) for j in range(len(spans))]
 
 
 def test_max_pair_distance_limits_the_pairs_considered(encoding):

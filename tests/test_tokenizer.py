@@ -10,13 +10,20 @@ import pytest
 import spacy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spacy.attrs import ORTH
 from spacy.lang.en import English
 from spacy.util import load_config
 
 from ner.batch.records import doc_record
 from ner.batch.sources import SourceText
 from ner.pipeline import DEFAULT_PIPELINE, build_pipeline, load
-from ner.tokenizer import MAX_LENGTH, SurrogateSafeTokenizer, pipeline_config, replace_lone_surrogates
+from ner.tokenizer import (
+    ENGLISH_ABBREVIATIONS,
+    MAX_LENGTH,
+    SurrogateSafeTokenizer,
+    pipeline_config,
+    replace_lone_surrogates,
+)
 from tests.conftest import tiny_model
 
 SURROGATES = "Angela Merkel\ud800 lives in \udcffBerlin. \ud83d\ude00 Booth killed Lincoln."
@@ -48,11 +55,16 @@ def test_a_lone_surrogate_does_not_stop_the_pipeline(nlp):
 
 @pytest.mark.parametrize("lang", ["en", "de", "xx"])
 def test_the_safe_tokenizer_cuts_text_exactly_as_spacy_s_own(lang):
+    """spaCy's own cuts and rules, plus (English only) ``ENGLISH_ABBREVIATIONS`` kept whole."""
     text = "Don't e-mail Müller-Lüdenscheidt at http://x.org :) before 3.5km, z.B. U.S. 北京."
     safe, plain = spacy.blank(lang, config=pipeline_config(lang)), spacy.blank(lang)
     assert isinstance(safe.tokenizer, SurrogateSafeTokenizer)
     assert [t.text for t in safe(text)] == [t.text for t in plain(text)]
-    assert safe.tokenizer.to_bytes(exclude=["vocab"]) == plain.tokenizer.to_bytes(exclude=["vocab"])
+    for abbreviation in ENGLISH_ABBREVIATIONS if lang == "en" else ():
+        plain.tokenizer.add_special_case(abbreviation, [{ORTH: abbreviation}])
+    assert safe.tokenizer.rules == plain.tokenizer.rules
+    exclude = ["vocab", "rules"]
+    assert safe.tokenizer.to_bytes(exclude=exclude) == plain.tokenizer.to_bytes(exclude=exclude)
 
 
 def test_a_text_longer_than_spacy_s_limit_is_accepted_and_a_limit_is_kept(nlp):

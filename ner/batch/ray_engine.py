@@ -19,21 +19,18 @@ from dataclasses import asdict
 import numpy as np
 
 from ner.batch.sources import Skipped, SourceText
+from ner.batch.worker import extract_chunk, load_worker
 
 
 class RayExtractor:
     """A Ray Data actor: the pipeline is loaded once per actor, then every batch reuses it."""
 
     def __init__(self, pipeline: str | None, threads: int) -> None:
-        from ner.batch.runner import _load_worker
-
-        _load_worker(pipeline, threads)
+        load_worker(pipeline, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from ner.batch.runner import _extract_chunk
-
         items = [SourceText(**json.loads(value)) for value in batch["item"]]
-        records = [json.dumps(_row(record), ensure_ascii=False) for record in _extract_chunk(items)]
+        records = [json.dumps(_row(record), ensure_ascii=False) for record in extract_chunk(items)]
         return {"record": np.array(records, dtype=object)}
 
 

@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from tqdm import tqdm
 
 from ner.batch.budget import DEFAULT_READ_SECONDS
 from ner.batch.output import JsonlLog, record_key
-from ner.batch.records import doc_record, pipeline_info
+from ner.batch.ray_engine import ray_extracted
 from ner.batch.sources import (
     DEFAULT_MAX_BYTES,
     Skipped,
@@ -41,8 +40,12 @@ from ner.batch.sources import (
     read_items,
     source_name,
 )
+from ner.batch.worker import WORKER, extract_chunk, load_worker
 
 logger = logging.getLogger(__name__)
+
+# The worker's names as this module has long exported them (tests and benchmarks/batch.py use them).
+_WORKER, _load_worker = WORKER, load_worker
 
 
 @dataclass(frozen=True)
@@ -172,68 +175,21 @@ def _extracted(chunks: Iterator[list[SourceText]], options: RunOptions) -> Itera
     """Records of each chunk, in order: in this process, or from ``options.workers`` processes with
     at most two chunks per worker in flight (so reading never runs far ahead of extraction)."""
     if options.engine == "ray":
-        from ner.batch.ray_engine import ray_extracted
-
         yield from ray_extracted(
             chunks, options.pipeline, options.batch_size, options.workers, options.address
         )
         return
     threads = max(1, (os.cpu_count() or 1) // options.workers)
     if options.workers == 1:
-        _load_worker(options.pipeline, None)
-        yield from map(_extract_chunk, chunks)
+        load_worker(options.pipeline, None)
+        yield from map(extract_chunk, chunks)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(options.workers, _load_worker, (options.pipeline, threads)) as pool:
+    with context.Pool(options.workers, load_worker, (options.pipeline, threads)) as pool:
         in_flight: deque = deque()
         for chunk in chunks:
-            in_flight.append(pool.apply_async(_extract_chunk, (chunk,)))
+            in_flight.append(pool.apply_async(extract_chunk, (chunk,)))
             if len(in_flight) >= 2 * options.workers:
                 yield in_flight.popleft().get()
         while in_flight:
             yield in_flight.popleft().get()
-
-
-# ------------------------------------------------------------------ one worker's state
-_WORKER: dict = {}
-
-
-def _load_worker(pipeline: str | None, threads: int | None) -> None:
-    """Load the pipeline once per process (workers are spawned, so nothing is inherited)."""
-    import torch
-
-    from ner.pipeline import extractor_model, load
-
-    if threads:
-        torch.set_num_threads(threads)
-    if _WORKER.get("pipeline") != pipeline or "nlp" not in _WORKER:
-        nlp = load(pipeline)
-        _WORKER.update(
-            pipeline=pipeline, nlp=nlp, heads=list(extractor_model(nlp).heads), info=pipeline_info(nlp)
-        )
-
-
-def _extract_chunk(items: list[SourceText]) -> list[dict | Skipped]:
-    """The records of ``items``, in order; when the chunk fails, each document is tried alone and
-    those that still fail become :class:`Skipped` with the error (the others are not lost)."""
-    try:
-        return _records_of(items)
-    except Exception as error:  # noqa: BLE001 - one document's failure is isolated below
-        if len(items) == 1:
-            return [_failure(items[0], error)]
-    return [record for item in items for record in _extract_chunk([item])]
-
-
-def _records_of(items: list[SourceText]) -> list[dict]:
-    nlp, heads, info = _WORKER["nlp"], _WORKER["heads"], _WORKER["info"]
-    docs = nlp.pipe([item.text for item in items], batch_size=len(items))
-    return [doc_record(doc, item, heads, info) for item, doc in zip(items, docs)]
-
-
-def _failure(item: SourceText, error: Exception) -> Skipped:
-    """The reason a document could not be extracted, with where it failed (for a bug report)."""
-    logger.debug("extraction failed for %s", printable(item.source), exc_info=error)
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    reason = f"extraction failed: {type(error).__name__}: {str(error)[:1000]}{where}"
-    return Skipped(item.source, reason, item.line, item.item)

@@ -2,9 +2,11 @@
 
 An entity candidate is every word span up to ``max_span_width`` words. Its representation is
 ``[CLS] ; max-pool(span pieces) ; width embedding``, classified into the entity types or "None".
-Spans not classified "None" are paired; a pair is ``max-pool(pieces strictly between) ;
-span_a ; span_b ; width_a ; width_b`` (the context is zero when the spans touch), and each
-relation type is an independent sigmoid, kept at ``relation_threshold``.
+Spans not classified "None" are paired, except spans that overlap: two spans sharing a word are
+readings of one name ("Redmond" and "Redmond, Washington"), never two arguments of a relation (no
+gold relation of CoNLL04 or SciERC links overlapping spans), so they are not classified. A pair
+is ``max-pool(pieces strictly between) ; span_a ; span_b ; width_a ; width_b`` (the context is
+zero when the spans touch), and each relation type is an independent sigmoid, kept at ``relation_threshold``.
 
 All spans and pairs of a batch are built with index arithmetic and gathered from a sparse
 max table (:mod:`ner.pooling`); no ``[spans, sequence, hidden]`` tensor is ever materialised.
@@ -79,6 +81,11 @@ def pairs_within_docs(doc: Tensor, start: Tensor, max_distance: int | None = Non
     tail = low[head] + torch.arange(head.numel(), device=doc.device) - first_of_block
     keep = head != tail
     return head[keep], tail[keep]
+
+
+def disjoint(head: Tensor, tail: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """Which pairs ``(head[k], tail[k])`` of spans ``[start, end)`` share no word (a boolean mask)."""
+    return (end[head] <= start[tail]) | (end[tail] <= start[head])
 
 
 class SpertHead(nn.Module):
@@ -156,6 +163,8 @@ class SpertHead(nn.Module):
         kept = (label > 0).nonzero(as_tuple=True)[0]
         head, tail = pairs_within_docs(doc[kept], start[kept], self.config.max_pair_distance)
         head, tail = kept[head], kept[tail]
+        apart = disjoint(head, tail, start, end)
+        head, tail = head[apart], tail[apart]
         relation_probs = torch.cat(
             [
                 self._relation_logits(

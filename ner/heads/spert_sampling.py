@@ -2,8 +2,10 @@
 
 Per sentence: every gold entity, ``neg_entities`` random spans (width <= ``max_width``) that are
 not gold entities, every gold relation pair (multi-label), and ``neg_relations`` random ordered
-pairs of gold entities that are not related. One deliberate refinement: the reverse of a
-symmetric gold pair is never drawn as a negative (it is the same fact).
+pairs of gold entities that are not related. Two deliberate refinements: the reverse of a
+symmetric gold pair is never drawn as a negative (it is the same fact), and neither is a pair of
+overlapping entities (inference never classifies one: see :mod:`ner.heads.spert`), so training
+sees the pairs inference sees.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ner.documents import Document, Schema
+from ner.documents import Document, Entity, Schema
 
 
 @dataclass
@@ -59,13 +61,15 @@ def _pairs(doc: Document, schema: Schema, neg_relations: int, rng: random.Random
         (i, j)
         for i in range(len(entities))
         for j in range(len(entities))
-        if (entities[i].start, entities[i].end) != (entities[j].start, entities[j].end)
-        and (i, j) not in multi_hot
-        and (i, j) not in reverse_ok
+        if _disjoint(entities[i], entities[j]) and (i, j) not in multi_hot and (i, j) not in reverse_ok
     ]
     negatives = rng.sample(candidates, min(neg_relations, len(candidates)))
     empty = [0.0] * len(relation_ids)
     return [(h, t, labels) for (h, t), labels in multi_hot.items()] + [(h, t, empty) for h, t in negatives]
+
+
+def _disjoint(a: Entity, b: Entity) -> bool:
+    return a.end <= b.start or b.end <= a.start
 
 
 def collate_targets(samples: Sequence[tuple[list, list]], num_relation_types: int) -> SpertTargets:
