@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +27,29 @@ def encoder_pass_seconds(encoder, batches: list) -> float:
         for batch in batches:
             encoder(batch)
     return time.perf_counter() - started
+
+
+def run_metadata() -> dict:
+    """What a result must say about how it was made: the command, the commit (and whether the
+    tree had uncommitted changes to tracked files), the machine and its load, torch's threads."""
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        },
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _git(*arguments: str) -> str:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True).stdout.strip()
 
 
 def write_result(result: dict, output: Path | None) -> None:

@@ -32,14 +32,13 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import string
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import DATA, write_result
+from common import DATA, run_metadata, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 PUNCTUATION = set(string.punctuation) | set("“”‘’–—…")
@@ -157,10 +156,6 @@ def measure(size: int, sentence_words: int | None, args: argparse.Namespace) -> 
     return result
 
 
-def _git(*arguments: str) -> str:
-    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -189,15 +184,7 @@ def main() -> None:
         measured.append(measure(size, sentence_words, args))
         print(json.dumps(measured[-1]), flush=True)
     results = {
-        "command": " ".join(["python", *sys.argv]),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        **run_metadata(),
         "pipeline": args.pipeline or "shipped default (ner/pretrained/conll04_spert)",
         "words_source": corpus_words()[1],
         "runs": measured,

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import DATA, write_result  # noqa: E402
+from common import DATA, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.evaluation import alignment_counts, evaluate_pipeline, read_gold_file  # noqa: E402
@@ -72,10 +69,6 @@ def summary(scores: dict, head: str) -> dict:
     }
 
 
-def _git(*arguments: str) -> str:
-    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,17 +93,7 @@ def main() -> None:
     evaluation = evaluate_pipeline(nlp, docs, head, batch_size=args.batch_size)
     evaluation_seconds = time.perf_counter() - started
     results = {
-        "command": " ".join(["python", *sys.argv]),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        },
-        "torch_threads": torch.get_num_threads(),
+        **run_metadata(),
         "pipeline": args.pipeline or "shipped default (ner/pretrained/conll04_spert)",
         "data": str(args.data),
         "documents": len(docs),

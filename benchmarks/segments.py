@@ -22,13 +22,13 @@ CoNLL04 is read from ``$NER_DATA_DIR`` or ``../shared/data``. A run takes a few 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from common import run_metadata, write_result
 
 import ner.heads.spert as spert
 from ner.corpora import read_spert_json, read_spert_types
@@ -94,10 +94,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    result = {"pipeline": args.pipeline or "shipped default", **measure(args.pipeline)}
+    result = {**run_metadata(), "pipeline": args.pipeline or "shipped default", **measure(args.pipeline)}
     result["seconds"] = round(time.perf_counter() - started, 1)
-    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    write_result(result, args.output)
 
 
 if __name__ == "__main__":
