@@ -91,13 +91,13 @@ def test_a_document_the_pipeline_fails_on_is_listed_and_its_chunk_is_kept(pipeli
     assert "RuntimeError: the model broke on this document" in error["reason"]
 
 
-def test_a_text_longer_than_spacys_max_length_is_extracted_whole(sparse_pipeline, tmp_path):
+def test_a_text_longer_than_spacys_max_length_is_extracted_whole(pipeline, tmp_path):
     """Before: spaCy's E088 (max_length, 1,000,000 characters) aborted the run with 0 records."""
     text = " ".join([GOOD] * 14_000)  # 1.1 M characters on one line
     assert len(text) > 1_000_000
     (tmp_path / "long.txt").write_text(text, encoding="utf-8")
     output = tmp_path / "out.jsonl"
-    result = _extract(sparse_pipeline, output, tmp_path / "long.txt")
+    result = _extract(pipeline, output, tmp_path / "long.txt")
     assert result.exit_code == 0, result.output
     (record,) = _records(output)
     assert record["text"] == text and record["entities"]
