@@ -97,9 +97,7 @@ def retokenize(document: Document, tokenizer: Tokenizer) -> tuple[Document, Alig
     return Document(words, document.text, offsets, entities, relations, document.id), report
 
 
-def retokenize_all(
-    documents: Iterable[Document], tokenizer: Tokenizer
-) -> tuple[list[Document], Alignment]:
+def retokenize_all(documents: Iterable[Document], tokenizer: Tokenizer) -> tuple[list[Document], Alignment]:
     """:func:`retokenize` of each document, and what it did to all of them."""
     total, aligned = Alignment(), []
     for document in documents:
