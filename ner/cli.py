@@ -75,9 +75,10 @@ def train(
     for name, change in result.get("old_heads_dev_f1", {}).items():
         before, after, delta = change["before"], change["after"], change["change"]
         typer.echo(f"old head {name}: dev F1 {before:.2f} -> {after:.2f} ({delta:+.2f})")
-    for task, scores in result.get("test", {}).items():
-        figures = ", ".join(f"{k} {v['micro']['f1']:.2f}" for k, v in scores.items())
-        typer.echo(f"{task} test micro F1: {figures}")
+    for key, protocol in (("test_raw_text", "raw text"), ("test", "tokens")):
+        for task, scores in result.get(key, {}).items():
+            figures = ", ".join(f"{k} {v['micro']['f1']:.2f}" for k, v in scores.items() if "micro" in v)
+            typer.echo(f"{task} test micro F1 ({protocol}): {figures}")
 
 
 @app.command()

@@ -28,7 +28,7 @@ from ner.alignment import Tokenizer
 from ner.config import ConfigError, TrainConfig
 from ner.corpora import CorpusError
 from ner.encoder import OFFLINE_ENCODERS, Encoder
-from ner.evaluation import evaluate_model, primary_score
+from ner.evaluation import evaluate_model, evaluate_recorded_tasks, primary_score
 from ner.heads import build_head
 from ner.metrics import Scores
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
@@ -333,10 +333,19 @@ def train(
             )
     test = evaluate_tasks(best_model, tasks, "test", t.eval_batch_size)
     if test:
+        result["test_raw_text"] = raw_text_test_scores(output, root, set(test), t.eval_batch_size)
         result["test"] = _as_dict(test)
     result["wall_seconds"] = round(time.perf_counter() - run_started, 1)  # loading to test scores
     _write_metrics(output, config, result)
     return result
+
+
+def raw_text_test_scores(output: Path, root: Path, heads: set[str], batch_size: int) -> dict:
+    """Each trained head's test split under the raw-text protocol, on the saved pipeline loaded as a
+    user loads it: what ``nlp(text)`` gives, the headline figure. (``test`` is scored on the
+    pipeline's tokens given directly, or on the corpus's with ``tokenization = "corpus"``.)"""
+    evaluation = evaluate_recorded_tasks(load(output), root, "test", batch_size, protocols=("raw",))
+    return {head: scores for head, scores in evaluation.as_dict()["raw"].items() if head in heads}
 
 
 def _task_records(inherited: list[dict], config: TrainConfig) -> list[dict]:

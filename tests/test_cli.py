@@ -119,7 +119,8 @@ def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
     args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
     result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
     assert result.exit_code == 0, result.output
-    assert "genes test micro F1: entities" in result.output and "chemicals test" in result.output
+    assert "genes test micro F1 (raw text): entities" in result.output and "chemicals test" in result.output
+    assert "genes test micro F1 (tokens): entities" in result.output
     return output
 
 
