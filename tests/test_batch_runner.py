@@ -75,27 +75,50 @@ def test_a_complete_run_has_every_document_once(reference):
     assert len(_records(errors_path(output))) == 3
 
 
+# Runs ``ner extract`` with a test-only hold: after KILL_AFTER complete records, the next record is
+# written half (as a kill mid-write leaves it), a marker file appears, and the run waits for its
+# SIGKILL. The kill point is then a record count, not a race with the machine's speed.
+_HELD_EXTRACT = """
+import os, sys, threading
+from pathlib import Path
+from ner.batch import output
+
+output_path, marker, after = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), int(sys.argv[3])
+original = output.JsonlLog.append
+
+def held_append(self, record):
+    if self.path.resolve() == output_path and self.records == after:
+        data = output.encode_line(record)
+        os.write(self._fd, data[: len(data) // 2])
+        marker.write_text("held")
+        threading.Event().wait()  # until the SIGKILL
+    original(self, record)
+
+output.JsonlLog.append = held_append
+sys.argv = ["ner", *sys.argv[4:]]
+from ner.cli import app
+app()
+"""
+KILL_AFTER = 20
+
+
 def test_killed_with_sigkill_and_resumed_gives_the_uninterrupted_result(
     folder, pipeline, reference, tmp_path
 ):
-    output = tmp_path / "killed.jsonl"
-    process = subprocess.Popen(_extract_command(folder, output, pipeline, "--batch-size", "2"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if output.exists() and output.read_bytes().count(b"\n") >= 20:
-            break
+    output, marker = tmp_path / "killed.jsonl", tmp_path / "held"
+    command = _extract_command(folder, output, pipeline, "--batch-size", "2")
+    held = [sys.executable, "-c", _HELD_EXTRACT, str(output), str(marker), str(KILL_AFTER), *command[3:]]
+    process = subprocess.Popen(held)
+    while not marker.exists():  # no clock: the run cannot finish before the hold
+        assert process.poll() is None, "the run ended before writing its records"
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    done_before = len(_records_tolerant(output))
-    assert 20 <= done_before < 73
-    resumed = subprocess.run(
-        _extract_command(folder, output, pipeline, "--batch-size", "2"),
-        capture_output=True,
-        text=True,
-    )
+    assert process.wait() == -signal.SIGKILL
+    assert not output.read_bytes().endswith(b"\n"), "the kill left half a record"
+    assert len(_records_tolerant(output)) == KILL_AFTER
+    resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 1, resumed.stderr  # 1: finished, with the 3 unusable inputs listed
-    assert f"({done_before} already done)" in resumed.stdout
+    assert f"({KILL_AFTER} already done)" in resumed.stdout
     assert _records(output) == _records(reference[0]), "every document exactly once, same results, same order"
 
 

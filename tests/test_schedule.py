@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ner.schedule import epoch_schedule, length_batches, length_bucketed_batches, task_weights
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(1, 80), max_size=300), st.integers(1, 40), st.integers(0, 10**6))
 def test_bucketed_batches_hold_every_item_once_in_batches_of_at_most_size(lengths, size, seed):
     items = list(range(len(lengths)))
