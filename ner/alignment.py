@@ -99,9 +99,16 @@ def retokenize(document: Document, tokenizer: Tokenizer) -> tuple[Document, Alig
 
 def retokenize_all(documents: Iterable[Document], tokenizer: Tokenizer) -> tuple[list[Document], Alignment]:
     """:func:`retokenize` of each document, and what it did to all of them."""
+    return each_aligned(documents, lambda document: retokenize(document, tokenizer))
+
+
+def each_aligned(
+    documents: Iterable[Document], align: Callable[[Document], tuple[Document, Alignment]]
+) -> tuple[list[Document], Alignment]:
+    """``align`` applied to each document, and the sum of what it did."""
     total, aligned = Alignment(), []
     for document in documents:
-        new, report = retokenize(document, tokenizer)
+        new, report = align(document)
         aligned.append(new)
         total += report
     return aligned, total

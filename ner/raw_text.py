@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from spacy.tokens import Doc
 
-from ner.alignment import Alignment, Tokenizer, retokenize
+from ner.alignment import Alignment, Tokenizer, each_aligned, retokenize
 from ner.documents import Document, Entity, Relation
 
 
@@ -60,12 +60,7 @@ def gold_characters_all(
     documents: Iterable[Document], tokenizer: Tokenizer
 ) -> tuple[list[Document], Alignment]:
     """:func:`gold_characters` of each document, and what aligning did to all of them."""
-    total, gold = Alignment(), []
-    for document in documents:
-        characters, report = gold_characters(document, tokenizer)
-        gold.append(characters)
-        total += report
-    return gold, total
+    return each_aligned(documents, lambda document: gold_characters(document, tokenizer))
 
 
 def predicted_characters(doc: Doc, head: str) -> Document:

@@ -58,6 +58,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop the server's whole process group (nothing it started may outlive the test): SIGTERM,
+    then SIGKILL if it has not stopped within 20 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,12 +111,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         wait_until_healthy(url, process)
         yield url, work
     finally:  # the whole process group: nothing the server started may outlive the test
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_server(process)
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ rebinding page sends) are refused with 403; the same with ``Host: localhost:PORT
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from app.hosts import allowed_from_env, host_name, is_allowed
 from app.serving import ANY_IP, allowed_hosts, upload_limit_mb
-from tests.test_app_browser import free_port, wait_until_healthy
+from tests.test_app_browser import free_port, stop_server, wait_until_healthy
 
 LOOPBACK = ["localhost", "127.0.0.1", "::1"]
 
@@ -101,12 +100,7 @@ def server(tmp_path_factory) -> Iterator[int]:
         wait_until_healthy(f"http://localhost:{port}", process)
         yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_server(process)
 
 
 def status(port: int, host: str, path: str, upgrade: bool = False) -> str:
