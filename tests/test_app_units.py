@@ -200,7 +200,9 @@ def test_opening_a_dataset_again_continues_its_project(tmp_path):
     again, continued = projects.open_dataset(dataset, tmp_path)
     assert continued and again.project.cursor == 1 and again.project.docs[0].spans[0].label == "Peop"
     assert projects.saved_projects(tmp_path) == [store.path]
-    assert isinstance(projects.resume(store.path.name, tmp_path), AnnotationStore)
+    resumed = projects.resume(store.path.name, tmp_path)
+    assert isinstance(resumed, AnnotationStore) and resumed.path == store.path
+    assert resumed.project.cursor == 1 and resumed.project.docs[0].spans[0].label == "Peop"
 
 
 def test_uploads_are_kept_under_stable_names(tmp_path):

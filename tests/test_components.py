@@ -18,6 +18,7 @@ from ner.components import Extractor, RelationMention, _non_overlapping
 from ner.model import ExtractionModel
 from ner.pipeline import build_pipeline, extractor_model
 from tests.conftest import SCHEMA, tiny_encoder, tiny_model
+from tests.piece_cover import assert_pieces_cover_the_entity
 
 TEXT = (
     "Leonardo DiCaprio starred in Christopher Nolan's thriller Inception. "
@@ -203,8 +204,9 @@ def test_five_thousand_words_are_processed_whole():
 def test_offsets_map_back_to_the_source_text(nlp, text):
     doc = nlp(text)
     assert doc.text == text
+    tokenizer = extractor_model(nlp).encoder.tokenizer
     for span in list(doc.ents) + list(doc.spans["spert"]):
-        assert span.text == text[span.start_char : span.end_char]
+        assert_pieces_cover_the_entity(tokenizer, span)
     record = doc_record(doc, SourceText("x", text), ["spert"], {"name": "t", "version": "0"})
     for entity in record["entities"]:
         assert entity["text"] == text[entity["start"] : entity["end"]]

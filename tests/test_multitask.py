@@ -108,6 +108,9 @@ def test_adding_a_task_keeps_the_old_head_and_reports_its_dev_f1_change(tmp_path
     second = tmp_path / "both"
     result = train(config, DATA, second, progress=False)
     change = result["old_heads_dev_f1"]["genes"]
+    recorded = json.loads((first / "metrics.json").read_text())
+    best = recorded["epochs"][recorded["best_epoch"] - 1]["dev"]["genes"]["entities"]["micro"]["f1"]
+    assert change["before"] == pytest.approx(best), "before: the loaded head scores what its run recorded"
     assert change["change"] == pytest.approx(change["after"] - change["before"])
     model = spacy.load(second).get_pipe("ner_extractor").model
     assert list(model.heads) == ["genes", "chemicals"]

@@ -74,7 +74,7 @@ def test_decoding_uses_conlleval_chunking():
 
 
 def test_registry_save_load_and_spacy(tmp_path):
-    assert isinstance(parse_head_config({"type": "tagger"}), TaggerConfig)
+    assert parse_head_config({"type": "tagger", "dropout": 0.3}) == TaggerConfig(dropout=0.3)
     with pytest.raises(ValueError, match="unknown head type"):
         parse_head_config({"type": "crf-of-the-future"})
     model = ExtractionModel.create(tiny_encoder(), "tiny", {"bio": ({"type": "tagger"}, SCHEMA)})
