@@ -45,6 +45,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from ner.model import DeltaDtype, ExtractionModel, HeadOutput
+from ner.onnx_backend import Backend, Quantize, check_backend, use_backend
 from ner.segments import Window, cut_strengths, merge_windows, paragraph_segments, plan_windows
 
 MergeRule = Literal["score", "length", "priority"]
@@ -103,6 +104,8 @@ register_extensions()
         "ents_heads": None,
         "storage": "full",
         "dtype": "float16",
+        "backend": "torch",
+        "onnx_quantize": "none",
     },
 )
 def make_extractor(
@@ -118,6 +121,8 @@ def make_extractor(
     ents_heads: list[str] | None,
     storage: Literal["full", "delta"],
     dtype: DeltaDtype,
+    backend: Backend = "torch",
+    onnx_quantize: Quantize = "none",
 ) -> Extractor:
     return Extractor(
         name,
@@ -131,6 +136,8 @@ def make_extractor(
         ents_heads=ents_heads,
         max_segment_words=max_segment_words,
         segment_overlap_words=segment_overlap_words,
+        backend=backend,
+        onnx_quantize=onnx_quantize,
     )
 
 
@@ -151,10 +158,22 @@ class Extractor:
         ents_heads: Sequence[str] | None = None,
         max_segment_words: int = 256,
         segment_overlap_words: int = 64,
+        backend: Backend = "torch",
+        onnx_quantize: Quantize = "none",
     ) -> None:
         """``max_segment_words``: the most words the model sees at once (the memory bound on long
         segments); ``segment_overlap_words``: the overlap of the windows a longer segment is cut into,
-        at most half of ``max_segment_words``."""
+        at most half of ``max_segment_words``.
+
+        ``backend``: what runs the encoder's transformer at inference. ``"torch"``, or ``"onnx"``: ONNX
+        Runtime with fused attention, built from the loaded weights at first load into
+        ``$NER_CACHE_DIR/onnx`` and reused (:mod:`ner.onnx_backend`; needs ``onnxruntime``). The heads
+        run in torch either way; saving is unchanged. ``onnx_quantize``: ``"none"`` (fp32, the same
+        results as torch to about 1e-5) or ``"int8"`` (dynamic int8 weights: faster on CPUs, results
+        close to but not the same as torch's); only read with ``backend = "onnx"``."""
+        check_backend(backend, onnx_quantize)
+        self.backend = backend
+        self.onnx_quantize = onnx_quantize
         if max_segment_words < 1:
             raise ValueError(f"max_segment_words must be at least 1, not {max_segment_words}")
         if not 0 <= segment_overlap_words <= max_segment_words // 2:
@@ -178,6 +197,26 @@ class Extractor:
         self.storage = storage
         self.dtype = dtype
         self.model = model
+
+    @property
+    def model(self) -> ExtractionModel | None:
+        return self._model
+
+    @model.setter
+    def model(self, model: ExtractionModel | None) -> None:
+        """Attach ``model`` and point its encoder at this component's ``backend``."""
+        if model is not None:
+            use_backend(model.encoder, self.backend, self.onnx_quantize)
+        self._model = model
+
+    def set_backend(self, backend: Backend, onnx_quantize: Quantize = "none") -> None:
+        """Switch what runs the encoder (``backend`` and ``onnx_quantize`` as in ``__init__``) on a
+        loaded pipeline; the attached model follows at once. The pipeline's ``config.cfg`` keeps the
+        value it was built or loaded with (spaCy's config is fixed then): to save a pipeline that loads
+        with ONNX, build or load it with ``config={"components": {name: {"backend": "onnx"}}}``."""
+        check_backend(backend, onnx_quantize)
+        self.backend, self.onnx_quantize = backend, onnx_quantize
+        self.model = self._model
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +168,10 @@ class Encoder(nn.Module):
         self.overlap = overlap
         self.max_batch_windows = max_batch_windows
         self.prefix, self.suffix = special_tokens(tokenizer)
+        #: ``(input_ids, attention_mask) -> last hidden state`` run instead of ``transformer`` in eval
+        #: mode (an ONNX Runtime session, :mod:`ner.onnx_backend`); None: the torch transformer. Training
+        #: mode always runs the torch transformer, which alone has gradients.
+        self.runtime: Callable[[Tensor, Tensor], Tensor] | None = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, local_files_only: bool = False, **options) -> Encoder:
@@ -342,7 +346,10 @@ class Encoder(nn.Module):
             chunk = window_ids[first : first + self.max_batch_windows]
             ids = nn.utils.rnn.pad_sequence(chunk, batch_first=True, padding_value=pad).to(device)
             mask = nn.utils.rnn.pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
-            hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
+            if self.runtime is not None and not self.training:
+                hidden = self.runtime(ids, mask)
+            else:
+                hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
             outputs.append(hidden[mask.bool()])
         return torch.cat(outputs)
 

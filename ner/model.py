@@ -144,7 +144,7 @@ class ExtractionModel(nn.Module):
                 self._loaded_delta(base, encoder_state, dtype)
                 or _delta(encoder_state, base, getattr(torch, dtype))
             )
-            weights.update(dtype=dtype, base_sha256=_content_hash(base))
+            weights.update(dtype=dtype, base_sha256=state_sha256(base))
         else:
             tensors.update({f"encoder.{k}": v.detach().contiguous() for k, v in encoder_state.items()})
             self.encoder.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
@@ -275,7 +275,7 @@ def _check_base(encoder: Encoder, name: str, weights: dict) -> None:
     """The installed base must be, to the last value, the one the delta was computed from."""
     state = encoder.transformer.state_dict()
     if "base_sha256" in weights:
-        expected, actual = weights["base_sha256"], _content_hash(state)
+        expected, actual = weights["base_sha256"], state_sha256(state)
     else:  # format 1 recorded a hash of each tensor's first 4,096 values only
         expected, actual = weights["base_fingerprint"], _fingerprint(state)
     if actual != expected:
@@ -292,7 +292,7 @@ def _check_base(encoder: Encoder, name: str, weights: dict) -> None:
         )
 
 
-def _content_hash(state: dict[str, torch.Tensor]) -> str:
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and every byte of its values, in name order."""
     digest = hashlib.sha256()
     for name in sorted(state):

