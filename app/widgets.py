@@ -39,18 +39,20 @@ def pipeline_select(key: str, where=st.sidebar) -> PipelineInfo | None:
 def labelled_table(table: pd.DataFrame, colour_by: dict[str, str], shown: list[str] | None = None) -> None:
     """A table whose cells in ``colour_by``'s keys take the colour of the label in the column it
     names (``{"head": "head label"}``), with scores as bars; ``shown`` columns only, if given."""
-
-    def colours(frame: pd.DataFrame) -> pd.DataFrame:
-        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        for column, label_column in colour_by.items():
-            css[column] = [f"background-color: {color(label)}; color: #111" for label in frame[label_column]]
-        return css
-
     score = st.column_config.ProgressColumn("score", min_value=0.0, max_value=1.0, format="%.2f")
     st.dataframe(
-        table.style.apply(colours, axis=None),
+        table.style.apply(label_colours, axis=None, colour_by=colour_by),
         hide_index=True,
         width="stretch",
         column_order=shown,
         column_config={"score": score},
     )
+
+
+def label_colours(frame: pd.DataFrame, colour_by: dict[str, str]) -> pd.DataFrame:
+    """The CSS of each cell of ``frame``: the columns in ``colour_by`` take the colour of the label in
+    the column each names (the label's colour in the text too); every other cell none."""
+    css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+    for column, label_column in colour_by.items():
+        css[column] = [f"background-color: {color(label)}; color: #111" for label in frame[label_column]]
+    return css
