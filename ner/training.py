@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from spacy.language import Language
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -319,7 +320,8 @@ def train(
         logger.info("epoch %d: %s", epoch, {k: v for k, v in record.items() if k != "dev"})
         _write_metrics(output, config, {**alignment, "epochs": history, "best_epoch": best[1]})
     result: dict = {**alignment, "epochs": history, "best_epoch": best[1]}
-    best_model = _load_model(output)
+    saved = load(output)  # the best epoch's pipeline, as a user loads it
+    best_model = extractor_model(saved)
     if monitored:
         after = evaluate_tasks(best_model, monitored, "dev", t.eval_batch_size)
         result["old_heads_dev_f1"] = _f1_changes(before, after)
@@ -333,18 +335,18 @@ def train(
             )
     test = evaluate_tasks(best_model, tasks, "test", t.eval_batch_size)
     if test:
-        result["test_raw_text"] = raw_text_test_scores(output, root, set(test), t.eval_batch_size)
+        result["test_raw_text"] = raw_text_test_scores(saved, root, set(test), t.eval_batch_size)
         result["test"] = _as_dict(test)
     result["wall_seconds"] = round(time.perf_counter() - run_started, 1)  # loading to test scores
     _write_metrics(output, config, result)
     return result
 
 
-def raw_text_test_scores(output: Path, root: Path, heads: set[str], batch_size: int) -> dict:
-    """Each trained head's test split under the raw-text protocol, on the saved pipeline loaded as a
-    user loads it: what ``nlp(text)`` gives, the headline figure. (``test`` is scored on the
-    pipeline's tokens given directly, or on the corpus's with ``tokenization = "corpus"``.)"""
-    evaluation = evaluate_recorded_tasks(load(output), root, "test", batch_size, protocols=("raw",))
+def raw_text_test_scores(nlp: Language, root: Path, heads: set[str], batch_size: int) -> dict:
+    """Each trained head's test split under the raw-text protocol, on ``nlp``, the saved pipeline
+    loaded as a user loads it: what ``nlp(text)`` gives, the headline figure. (``test`` is scored on
+    the pipeline's tokens given directly, or on the corpus's with ``tokenization = "corpus"``.)"""
+    evaluation = evaluate_recorded_tasks(nlp, root, "test", batch_size, protocols=("raw",))
     return {head: scores for head, scores in evaluation.as_dict()["raw"].items() if head in heads}
 
 
@@ -360,10 +362,6 @@ def _save(model: ExtractionModel, config: TrainConfig, output: Path, meta: dict)
     e = config.export
     nlp = build_pipeline(model, e.lang, e.pipeline_name, e.storage, e.dtype, meta={"training": meta})
     save(nlp, output)
-
-
-def _load_model(output: Path) -> ExtractionModel:
-    return extractor_model(load(output))
 
 
 def _write_metrics(output: Path, config: TrainConfig, result: dict) -> None:
