@@ -174,13 +174,19 @@ def test_seqeval_strict_scores_per_type_micro_and_macro():
     assert scores.macro.f1 == pytest.approx((50.0 + 2 * 100 * 50 / 150) / 2)
 
 
-def test_seqeval_agrees_with_exact_span_matching_on_non_overlapping_entities():
-    rng = random.Random(4)
+def _random_gold_and_predicted(seed: int, count: int) -> tuple[list, list]:
+    """``count`` documents of 1-12 words, each with random non-overlapping gold and predicted spans."""
+    rng = random.Random(seed)
     gold, predicted = [], []
-    for _ in range(200):
+    for _ in range(count):
         n = rng.randint(1, 12)
         gold.append(_doc(n, _random_spans(rng, n)))
         predicted.append(_doc(n, _random_spans(rng, n)))
+    return gold, predicted
+
+
+def test_seqeval_agrees_with_exact_span_matching_on_non_overlapping_entities():
+    gold, predicted = _random_gold_and_predicted(seed=4, count=200)
     ours = score_items(map(entity_items, gold), map(entity_items, predicted))
     theirs = seqeval_scores(gold, predicted)
     assert theirs.micro.f1 == pytest.approx(ours.micro.f1)
@@ -192,12 +198,7 @@ def test_seqeval_agrees_with_exact_span_matching_on_non_overlapping_entities():
 def test_entity_scores_are_seqeval_strict_on_spans_that_do_not_overlap():
     """The raw-text protocol scores tagging heads with :func:`entity_scores` (character spans have
     no tags): on non-overlapping spans it gives seqeval strict's figures, per type, micro and macro."""
-    rng = random.Random(7)
-    gold, predicted = [], []
-    for _ in range(300):
-        n = rng.randint(1, 12)
-        gold.append(_doc(n, _random_spans(rng, n)))
-        predicted.append(_doc(n, _random_spans(rng, n)))
+    gold, predicted = _random_gold_and_predicted(seed=7, count=300)
     ours, theirs = entity_scores(gold, predicted), seqeval_scores(gold, predicted)
     for average in ("micro", "macro"):
         assert vars(getattr(ours, average)) == pytest.approx(vars(getattr(theirs, average)))

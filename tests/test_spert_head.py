@@ -36,6 +36,16 @@ def make_head(schema: Schema = SCHEMA, **config) -> SpertHead:
     return SpertHead(32, schema, SpertConfig(**config)).eval()
 
 
+def eager_head(**config) -> SpertHead:
+    """A head on the symmetric schema for which every span is an entity ("None" never wins) and
+    every relation type fires for every pair it considers."""
+    head = make_head(SYMMETRIC_SCHEMA, **config)
+    with torch.no_grad():
+        head.entity_classifier.bias[0] = -1e4
+        head.relation_classifier.bias.fill_(1e4)
+    return head
+
+
 # ---------------------------------------------------------------------- enumeration
 def naive_spans(word_counts: list[int], max_width: int) -> list[tuple[int, int, int]]:
     return [
@@ -194,10 +204,7 @@ SYMMETRIC_SCHEMA = Schema(
 def test_decode_keeps_every_span_and_pair_when_forced_and_deduplicates_symmetric_relations(encoding):
     """Every span an entity, every pair of spans that share no word related: a symmetric relation
     appears once per unordered pair."""
-    head = make_head(SYMMETRIC_SCHEMA, max_span_width=2)
-    with torch.no_grad():
-        head.entity_classifier.bias[0] = -1e4  # "None" never wins
-        head.relation_classifier.bias.fill_(1e4)  # every relation type fires for every pair
+    head = eager_head(max_span_width=2)
     results = head.decode(encoding)
     assert len(results) == len(WORDS)
     for words, (entities, relations) in zip(WORDS, results, strict=True):
@@ -261,10 +268,7 @@ def test_pair_chunking_does_not_change_the_relations(encoding, monkeypatch):
 def test_no_relation_links_two_spans_that_overlap(encoding):
     """ "Redmond" Located_In "Redmond, Washington" is one name read twice: spans that share a word are
     never paired, however sure the relation classifier is; spans that only touch still are."""
-    head = make_head(SYMMETRIC_SCHEMA, max_span_width=4)
-    with torch.no_grad():
-        head.entity_classifier.bias[0] = -1e4
-        head.relation_classifier.bias.fill_(1e4)
+    head = eager_head(max_span_width=4)
     for entities, relations in head.decode(encoding):
         assert relations
         for relation in relations:
@@ -287,10 +291,7 @@ def test_disjoint_is_exactly_sharing_no_word(spans):
 
 def test_max_pair_distance_limits_the_pairs_considered(encoding):
     """With ``max_pair_distance=1`` only entities starting at most one word apart are related."""
-    head = make_head(SYMMETRIC_SCHEMA, max_span_width=2, max_pair_distance=1)
-    with torch.no_grad():
-        head.entity_classifier.bias[0] = -1e4
-        head.relation_classifier.bias.fill_(1e4)
+    head = eager_head(max_span_width=2, max_pair_distance=1)
     for entities, relations in head.decode(encoding):
         assert relations
         for relation in relations:
