@@ -1,10 +1,11 @@
-"""The app's shared widgets and charts, as logic: label colours, the per-type F1 chart's encoding,
-and the pipeline picker when there is nothing to pick."""
+"""The app's shared widgets and charts, as logic: label colours and the per-type F1 chart's encoding.
+
+(No ``AppTest.from_function`` here: it leaves its temporary script as the ``__main__`` that
+spawned worker processes re-run, and a later ``ner extract --workers 2`` test then hangs.)"""
 
 from __future__ import annotations
 
 import pandas as pd
-from streamlit.testing.v1 import AppTest
 
 from app.charts import per_type_f1
 from app.palette import color, colors
@@ -43,18 +44,3 @@ def test_per_type_f1_bars_take_each_types_palette_colour_in_row_order():
     assert bars["encoding"]["x"]["scale"]["domain"] == [0, 100]
     assert text["encoding"]["text"]["format"] == ".1f"
     assert spec["height"] == 30 * 3 + 60
-
-
-def _picker_page() -> None:
-    import streamlit as st
-
-    from app.widgets import pipeline_select
-
-    st.write(f"chosen: {pipeline_select('p')}")
-
-
-def test_the_pipeline_picker_says_so_when_there_is_no_pipeline(monkeypatch):
-    monkeypatch.setattr("app.widgets.offered_pipelines", lambda: [])
-    page = AppTest.from_function(_picker_page).run()
-    assert "No pipeline found" in page.error[0].value
-    assert "chosen: None" in page.markdown[0].value
