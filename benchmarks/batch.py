@@ -4,6 +4,10 @@ engines, and the batch layer's overhead over a bare ``nlp.pipe`` loop on the sam
     python benchmarks/batch.py [--docs DIR] [--documents 2000] [--runs bare,local1,local2,ray2] \\
         [--repeats 1] [--pipeline DIR] [--output benchmarks/results/batch.json]
 
+The result records the command, commit, machine and threads (``common.run_metadata``), which
+pipeline and encoder were measured (the shipped default changes when it is retrained), and the
+document folder by how it was generated, not by where it was written (a temporary path).
+
 The folder comes from ``benchmarks/make_documents.py`` (deterministic; written if missing). Every
 configuration runs in a fresh child process, so no model, cache or Ray instance carries over, and a
 sampler in this process reads the resident memory of the child and of every process below it
@@ -29,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,7 +41,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import write_result
+from common import describe_pipeline, run_metadata, write_result
 
 RUNS = {
     "bare": {},
@@ -206,9 +209,9 @@ def main() -> None:
             measured[run].append(measure(run, args.docs, args.pipeline, args.batch_size))
             print(f"[{repeat + 1}/{args.repeats}] {run}: {json.dumps(measured[run][-1])}", flush=True)
     results = {
-        "command": " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "folder": f"{args.docs} (benchmarks/make_documents.py, {args.documents} documents, seed 0)",
+        **run_metadata(),
+        **describe_pipeline(args.pipeline),
+        "folder": f"benchmarks/make_documents.py, {args.documents} documents, seed 0",
         "batch_size": args.batch_size,
         "runs": measured,
     }

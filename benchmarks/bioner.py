@@ -1,13 +1,14 @@
 """MT-BioNER benchmark: one multi-task model against one single-task model per dataset.
 
     python benchmarks/bioner.py --multi runs/bioner --single runs/bioner_{task} \\
-        [--logs runs] [--sentences 500] [--threads 2] [--output benchmarks/results/bioner.json]
+        [--sentences 500] [--threads 2] [--output benchmarks/results/bioner.json]
 
 * Accuracy: each run's test scores from its ``metrics.json`` (written by ``ner train`` with the
   evaluator of ``ner evaluate``: seqeval strict, IOB2, on the full official test split).
 * Training time: the sum of the epochs' training seconds, and the whole command's wall time
-  (loading, dev evaluation, saving and test scoring included) from ``metrics.json`` or, for runs
-  made before it was recorded there, from the ``/usr/bin/time -v`` log ``<logs>/log_<run>.txt``.
+  (loading, dev evaluation, saving and test scoring included) as ``ner train`` measured it
+  (``wall_seconds`` in ``metrics.json``; ``null`` for a run made before it recorded one).
+  ``results/bioner.json``'s wall times were read from ``/usr/bin/time -v`` logs, which were not kept.
 * Inference: the same raw sentences (the first ``--sentences`` of each test set, tokens joined by
   spaces) through ``nlp.pipe`` of the multi-task pipeline, and through the four single-task
   pipelines one after another; both measured in this process, best of ``--repeats``, so the ratio
@@ -20,15 +21,13 @@ import argparse
 import json
 import os
 import platform
-import re
-import resource
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import write_result  # noqa: E402
+from common import process_usage, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.config import load_config  # noqa: E402
@@ -41,18 +40,7 @@ CONFIG = ROOT / "pipelines" / "bioner.toml"
 REFERENCE = {"bc2gm": 84.72, "bc5cdr_chem": 93.47, "bc5cdr_disease": 87.15, "ncbi_disease": 89.71}
 
 
-def wall_from_log(path: Path) -> float | None:
-    """``Elapsed (wall clock) time`` of a ``/usr/bin/time -v`` log, in seconds."""
-    if not path.is_file():
-        return None
-    match = re.search(r"Elapsed \(wall clock\) time.*?: (?:(\d+):)?(\d+):([\d.]+)", path.read_text())
-    if not match:
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def run_summary(directory: Path, log: Path | None) -> dict:
+def run_summary(directory: Path) -> dict:
     metrics = json.loads((directory / "metrics.json").read_text())
     return {
         "test_f1": {
@@ -61,7 +49,7 @@ def run_summary(directory: Path, log: Path | None) -> dict:
         "epochs": len(metrics["epochs"]),
         "best_epoch": metrics["best_epoch"],
         "train_seconds": round(sum(e["train_seconds"] for e in metrics["epochs"]), 1),
-        "wall_seconds": metrics.get("wall_seconds") or (wall_from_log(log) if log else None),
+        "wall_seconds": metrics.get("wall_seconds"),
     }
 
 
@@ -122,7 +110,6 @@ def main() -> None:
     )
     parser.add_argument("--multi", type=Path, default=Path("runs/bioner"))
     parser.add_argument("--single", default="runs/bioner_{task}", help="pattern of the single-task runs")
-    parser.add_argument("--logs", type=Path, help="folder of /usr/bin/time -v logs log_<run>.txt")
     parser.add_argument("--sentences", type=int, default=500, help="test sentences per dataset for speed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -130,6 +117,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     parser.add_argument("--markdown", type=Path, help="only print the tables of this earlier result JSON")
     args = parser.parse_args()
+    started = time.perf_counter()
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
         return
@@ -140,9 +128,8 @@ def main() -> None:
     root = config.root(CONFIG.parent)
     tasks = [task.name for task in config.tasks]
     singles = {task: Path(args.single.format(task=task)) for task in tasks}
-    log = (lambda name: args.logs / f"log_{name}.txt") if args.logs else (lambda name: None)
-    multi = run_summary(args.multi, log("multi"))
-    single = {task: run_summary(path, log(task)) for task, path in singles.items()}
+    multi = run_summary(args.multi)
+    single = {task: run_summary(path) for task, path in singles.items()}
     single_f1 = {task: single[task]["test_f1"][task] for task in tasks}
     mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
 
@@ -159,6 +146,7 @@ def main() -> None:
     total_single = sum(single_seconds.values())
 
     result = {
+        **run_metadata(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{args.threads} threads",
         "encoder": config.encoder.name,
@@ -182,7 +170,7 @@ def main() -> None:
             "single_tasks_sequential_words_per_s": round(words / total_single),
             "multi_over_singles_time": round(multi_seconds / total_single, 3),
         },
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **process_usage(started),
     }
     write_result(result, args.output)
     print(markdown(result))

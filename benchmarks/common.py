@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+_ROOT = Path(__file__).resolve().parents[1]
 #: the corpora folder: ``$NER_DATA_DIR``, else ``../shared/data`` beside the checkout
 DATA = Path(os.environ.get("NER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -47,9 +49,31 @@ def run_metadata() -> dict:
     }
 
 
+def process_usage(started: float) -> dict:
+    """This process's own wall time since ``started`` (a ``time.perf_counter()``) and its peak
+    resident memory, so a result never depends on a ``/usr/bin/time`` log kept elsewhere."""
+    return {
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def describe_pipeline(path: str | Path | None) -> dict:
+    """Which pipeline a result is about, read from its files without loading it: its directory
+    (``None``: the shipped default, whose encoder changes when it is retrained) and its encoder."""
+    from ner.pipeline import DEFAULT_PIPELINE
+
+    directory = Path(path) if path else DEFAULT_PIPELINE
+    encoder = json.loads((directory / "ner_extractor" / "model.json").read_text())["encoder"]
+    return {
+        "pipeline": str(path) if path else f"shipped default ({DEFAULT_PIPELINE.relative_to(_ROOT)})",
+        "encoder": encoder["name"],
+        "encoder_layers": encoder["config"].get("num_hidden_layers"),
+    }
+
+
 def _git(*arguments: str) -> str:
-    root = Path(__file__).resolve().parents[1]
-    return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", *arguments], cwd=_ROOT, capture_output=True, text=True).stdout.strip()
 
 
 def write_result(result: dict, output: Path | None) -> None:

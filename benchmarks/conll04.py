@@ -19,14 +19,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import DATA, encoder_pass_seconds, write_result  # noqa: E402
+from common import DATA, encoder_pass_seconds, process_usage, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
@@ -84,6 +83,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    started = time.perf_counter()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
 
@@ -101,9 +101,8 @@ def main() -> None:
     results = [measure(path, nlp, docs, seconds, args) for path, nlp, seconds in zip(paths, pipelines, best)]
     for result in results:
         result["speed_vs_first"] = round(best[0] / result["nlp_pipe"]["seconds"], 2)
-    result = results[0] if len(results) == 1 else {"pipelines": results}
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    write_result(result, args.output)
+    result = {**run_metadata(), **(results[0] if len(results) == 1 else {"pipelines": results})}
+    write_result({**result, **process_usage(started)}, args.output)
 
 
 def measure(path: Path, nlp, docs, pipe_best: float, args) -> dict:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import DATA, encoder_pass_seconds, write_result  # noqa: E402
+from common import DATA, encoder_pass_seconds, process_usage, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json  # noqa: E402
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    started = time.perf_counter()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
 
@@ -57,6 +59,7 @@ def main() -> None:
             best[name] = min(best[name], encoder_pass_seconds(encoder, prepared[name]))
     first = next(iter(encoders))
     result = {
+        **run_metadata(),
         "data": f"conll04/test.json ({len(docs)} sentences, {words} words)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{args.threads} threads",
@@ -71,7 +74,7 @@ def main() -> None:
             for name, encoder in encoders.items()
         },
     }
-    write_result(result, args.output)
+    write_result({**result, **process_usage(started)}, args.output)
 
 
 if __name__ == "__main__":

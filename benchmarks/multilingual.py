@@ -16,14 +16,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import DATA, write_result  # noqa: E402
+from common import DATA, process_usage, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_corpus  # noqa: E402
@@ -67,6 +66,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    started = time.perf_counter()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
 
@@ -88,6 +88,7 @@ def main() -> None:
     ]
     size = sum(f.stat().st_size for f in args.pipeline.rglob("*") if f.is_file())
     result = {
+        **run_metadata(),
         "pipeline": str(args.pipeline),
         "pipeline_mb": round(size / 1e6, 1),
         "encoder": model.encoder_name,
@@ -97,7 +98,6 @@ def main() -> None:
         "accuracy": accuracy,
         "reference": REFERENCE,
         "nlp_pipe_words_per_s_es": round(words_per_second(nlp, spanish)),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     metrics = args.pipeline / "metrics.json"
     if metrics.is_file():
@@ -108,7 +108,7 @@ def main() -> None:
             "train_seconds": round(sum(e["train_seconds"] for e in record["epochs"]), 1),
             "wall_seconds": record.get("wall_seconds"),
         }
-    write_result(result, args.output)
+    write_result({**result, **process_usage(started)}, args.output)
 
 
 if __name__ == "__main__":

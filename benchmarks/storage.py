@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from common import DATA, write_result  # noqa: E402
+from common import DATA, describe_pipeline, process_usage, run_metadata, write_result  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from ner.corpora import read_spert_json, read_spert_types  # noqa: E402
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("pipeline", type=Path)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    started = time.perf_counter()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(2)
     schema = read_spert_types(DATA / "conll04" / "types.json")
@@ -61,7 +63,11 @@ def main() -> None:
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
     results["fp16 full (every weight rounded)"] = {"mb": round(params * 2 / 1e6, 1), "f1": f1s(model, docs)}
-    write_result(results, args.output)
+    # the rows stay top-level keys, as in the results recorded before the metadata was added
+    write_result(
+        {**run_metadata(), **describe_pipeline(args.pipeline), **results, **process_usage(started)},
+        args.output,
+    )
 
 
 if __name__ == "__main__":
