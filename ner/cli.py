@@ -347,11 +347,12 @@ def compact(
     """Re-save a pipeline storing only what differs from its base encoder, in half precision or int8."""
     _quiet_transformers()
     from ner.pipeline import build_pipeline, extractor_model, load, save
+    from ner.provenance import provenance
 
     if storage not in {"delta", "full"} or dtype not in {"float16", "float32", "int8"}:
         raise typer.BadParameter("storage must be delta or full, dtype float16, float32 or int8")
     trained = load(pipeline)
-    meta = {**trained.meta, "name": name or trained.meta["name"]}
+    meta = {**trained.meta, "name": name or trained.meta["name"], "compacted_by": provenance()}
     nlp = build_pipeline(extractor_model(trained), trained.lang, meta["name"], storage, dtype, meta=meta)
     save(nlp, output)
     if (pipeline / "metrics.json").is_file():  # keep the training record with the model

@@ -94,12 +94,15 @@ def test_extract_writes_jsonl_skips_bad_files_and_resumes(trained, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
-def test_compact_keeps_predictions(trained, tmp_path, dtype):
+def test_compact_keeps_predictions(trained, tmp_path, dtype, monkeypatch):
     out = tmp_path / "nested" / "compact"  # missing parents are created
     args = ["compact", str(trained), str(out), "--storage", "delta", "--dtype", dtype, "--name", "renamed"]
+    monkeypatch.setattr("sys.argv", ["/venv/bin/ner", *args])  # as the console script sees it
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert spacy.load(out).meta["name"] == "renamed"
+    meta = spacy.load(out).meta
+    assert meta["name"] == "renamed"
+    assert meta["compacted_by"]["command"] == " ".join(["ner", *args])  # which command made these bytes
     text = "Satya Nadella runs Microsoft in Redmond."
     before, after = spacy.load(trained)(text), spacy.load(out)(text)
     assert [(s.start, s.end, s.label_) for s in after.spans["spert"]] == [
