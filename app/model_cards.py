@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 
 from app.pipelines import PipelineInfo
@@ -162,3 +163,51 @@ def overview_row(info: PipelineInfo, metrics: dict) -> dict:
             values = [s[kind]["micro"]["f1"] for s in scores.values() if kind in s]
             row[column] = f"{sum(values) / len(values):.2f}" if values else "–"
     return row
+
+
+def project_note(metrics: dict) -> str:
+    """What a pipeline trained on an annotation project learnt from ("" for any other)."""
+    project = metrics.get("project")
+    if not isinstance(project, dict):
+        return ""
+    which = "documents marked done" if project.get("documents") == "done" else "documents"
+    start = "continued from" if project.get("continued") else "a fresh head on"
+    return (
+        f"Trained on the project `{Path(str(project.get('file', ''))).name}`: "
+        f"{len(project.get('train', []))} {which} to train on, {len(project.get('dev', []))} for dev "
+        f"(seed {project.get('seed')}); {start} `{project.get('base')}`."
+    )
+
+
+LEARNING_CURVE = Path(__file__).parents[1] / "benchmarks" / "results" / "learning_curve.json"
+
+
+def learning_curve(path: Path = LEARNING_CURVE) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The measured learning curve (``benchmarks/learning_curve.py``): one row per training size
+    and kind, and the shipped model's scores per kind; None when it has not been measured."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        kinds = {"entities": "entities", "relations_with_types": "relations"}
+        points = pd.DataFrame(
+            [
+                {"documents": p["documents"], "kind": name, "F1": p["test_raw"][kind]}
+                for p in result["points"]
+                for kind, name in kinds.items()
+            ]
+        )
+        shipped = pd.DataFrame(
+            [{"kind": name, "F1": result["shipped"]["test_raw"][kind]} for kind, name in kinds.items()]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return points, shipped
+
+
+def learning_curve_chart(points: pd.DataFrame, shipped: pd.DataFrame) -> alt.LayerChart:
+    """F1 against annotated documents (log scale), the shipped model's F1 as dashed rules."""
+    colour = alt.Color("kind:N", title=None)
+    x = alt.X("documents:Q", scale=alt.Scale(type="log"), title="annotated documents")
+    y = alt.Y("F1:Q", scale=alt.Scale(domain=[0, 100]), title="test F1 (%), raw text")
+    lines = alt.Chart(points).mark_line(point=True).encode(x=x, y=y, color=colour, tooltip=list(points))
+    rules = alt.Chart(shipped).mark_rule(strokeDash=[6, 4]).encode(y="F1:Q", color=colour)
+    return (lines + rules).properties(height=320)

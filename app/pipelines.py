@@ -1,8 +1,9 @@
 """Which pipelines the app offers, what they are, and one loaded copy of each per server.
 
 Offered: the shipped default (CoNLL04 SpERT), the folders in ``$NER_APP_PIPELINES`` (``ner app
---pipeline DIR`` puts its folders there), and every ``runs/*/`` under the working directory that
-holds a pipeline (training writes the biomedical and multilingual pipelines there). Describing a
+--pipeline DIR`` puts its folders there), every ``runs/*/`` under the working directory that
+holds a pipeline (training writes the biomedical and multilingual pipelines there), and the
+pipelines trained in the app (``models/*/`` of its data folder). Describing a
 pipeline reads only its JSON files, so the Models page and the selectors never load a model.
 """
 
@@ -18,9 +19,11 @@ from pathlib import Path
 import streamlit as st
 from spacy.language import Language
 
+from app.paths import data_folder
 from ner.pipeline import DEFAULT_PIPELINE
 
 ENV_PIPELINES = "NER_APP_PIPELINES"
+MODELS = "models"  # the data folder's subfolder of pipelines trained in the app
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,25 @@ def is_pipeline(path: Path) -> bool:
 
 
 def candidate_dirs(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
-    """The shipped default, the ``$NER_APP_PIPELINES`` folders, then ``runs/*/``; no duplicates."""
+    """The shipped default, the ``$NER_APP_PIPELINES`` folders, ``runs/*/``, then those trained in
+    the app (``models/*/`` of its data folder, latest last); no duplicates."""
     env = os.environ if env is None else env
     listed = [Path(p) for p in env.get(ENV_PIPELINES, "").split(os.pathsep) if p.strip()]
     runs = Path(cwd or Path.cwd()) / "runs"
     found = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
     unique: dict[Path, Path] = {}
-    for path in [DEFAULT_PIPELINE, *listed, *found]:
+    for path in [DEFAULT_PIPELINE, *listed, *found, *trained_in_app()]:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def trained_in_app() -> list[Path]:
+    """The pipelines the app's Train section wrote (``<data folder>/models/*/``; a run still
+    writing is in a hidden folder there and not listed)."""
+    folder = data_folder() / MODELS
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def describe(path: Path) -> PipelineInfo | None:

@@ -39,7 +39,9 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="training config (TOML), e.g. pipelines/conll04.toml")],
+    config: Annotated[
+        Path | None, typer.Argument(help="training config (TOML), e.g. pipelines/conll04.toml")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="pipeline directory to write")] = None,
     overrides: Annotated[
         list[str], typer.Option("--set", help="override a config value: training.epochs=3")
@@ -51,10 +53,41 @@ def train(
         Path | None, typer.Option(help="continue from this trained pipeline, adding heads for new tasks")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option(help="train on this annotation project's accepted annotations instead of a CONFIG"),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="--project: pipeline to continue (default: the shipped one) or encoder name"),
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="--project: training epochs")] = 20,
+    dev_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="--project: share of the documents held out for dev")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="--project: seed of the train/dev split and the training")] = 42,
+    all_documents: Annotated[
+        bool, typer.Option(help="--project: every document's accepted annotations, not only those done")
+    ] = False,
+    progress_file: Annotated[
+        Path | None, typer.Option(help="--project: append progress as JSON lines to this file")
+    ] = None,
 ) -> None:
-    """Train a model and write the best epoch as a spaCy pipeline, with metrics.json."""
+    """Train a model and write the best epoch as a spaCy pipeline, with metrics.json.
+
+    With --project, train on an annotation project instead: its documents marked done (or all,
+    with --all-documents) are split into train and dev by a seeded hash (stated in the log and in
+    metrics.json), and the pipeline is written to --output (default runs/<project name>) only
+    once training has finished; --set applies to the generated config."""
     _quiet_transformers()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if project is not None or config is None:
+        settings = {"epochs": epochs, "dev_fraction": dev_fraction, "seed": seed}
+        settings |= {"documents": "all" if all_documents else "done", **({"base": base} if base else {})}
+        given = (("CONFIG", config), ("--task", tasks), ("--init-from", init_from))
+        refused = [name for name, value in given if value]
+        _train_project(project, output, settings, overrides, refused, progress_file, quiet)
+        return
     from ner.config import ConfigError, load_config
     from ner.corpora import CorpusError
     from ner.tasks import TaskError
@@ -79,6 +112,43 @@ def train(
         for task, scores in result.get(key, {}).items():
             figures = ", ".join(f"{k} {v['micro']['f1']:.2f}" for k, v in scores.items() if "micro" in v)
             typer.echo(f"{task} test micro F1 ({protocol}): {figures}")
+
+
+def _train_project(
+    project: Path | None,
+    output: Path | None,
+    settings: dict,
+    overrides: list[str],
+    refused: list[str],
+    progress_file: Path | None,
+    quiet: bool,
+) -> None:
+    """``ner train --project``: the library call, and its refusals as messages (exit status 2)."""
+    from ner.annotation import AnnotationError
+    from ner.config import ConfigError
+    from ner.corpora import CorpusError
+    from ner.project_training import ProjectTraining, train_project
+    from ner.tasks import TaskError
+
+    if project is None:
+        typer.echo("error: give a training CONFIG or --project FILE", err=True)
+        raise typer.Exit(2)
+    if refused:
+        typer.echo(f"error: --project makes its own config: {', '.join(refused)} cannot be used", err=True)
+        raise typer.Exit(2)
+    try:
+        result = train_project(
+            project,
+            ProjectTraining(**settings),
+            output,
+            _parse_overrides(overrides),
+            progress_file,
+            not quiet,
+        )
+    except (AnnotationError, TaskError, CorpusError, ConfigError) as error:
+        typer.echo(f"error: {project}: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(f"best epoch {result['best_epoch']}; pipeline in {result['output']}")
 
 
 @app.command()

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, model_cards, widgets
+from app.annotate import training_panel
 
 PERCENT = {name: st.column_config.NumberColumn(format="%.1f") for name in ("precision", "recall", "F1")}
 TABLE = {"hide_index": True, "width": "stretch", "column_config": PERCENT}
@@ -30,6 +31,7 @@ st.caption(
     "What each pipeline was trained on and how well it scores, type by type: "
     "where to trust it and where to look twice."
 )
+training_panel.list_finished_runs()
 pipelines = widgets.offered_pipelines()
 overview = [model_cards.overview_row(p, model_cards.read_metrics(p.path)) for p in pipelines]
 st.dataframe(
@@ -45,6 +47,8 @@ info = widgets.pipeline_select("models_pipeline", where=st)
 if info is not None:
     metrics = model_cards.read_metrics(info.path)
     st.caption(f"Encoder **{info.encoder}**, pipeline folder `{info.path.name}`")
+    if model_cards.project_note(metrics):
+        st.caption(model_cards.project_note(metrics))
     for column, (label, value) in zip(st.columns(5), model_cards.facts(info, metrics).items()):
         column.metric(label, value)
     st.markdown("**Heads**")
@@ -60,3 +64,13 @@ if info is not None:
             "Scores on", splits, default=splits[0], format_func=model_cards.SPLITS.get, key="models_split"
         )
         show_scores(model_cards.split_scores(metrics, split or splits[0], default_task))
+curve = model_cards.learning_curve()
+if curve is not None:
+    st.subheader("How many annotated documents beat the shipped model")
+    st.caption(
+        "CoNLL04 test, raw text: models trained as the Train section does on the first N documents "
+        "of CoNLL04 train (benchmarks/learning_curve.py); dashed, the shipped model."
+    )
+    st.altair_chart(model_cards.learning_curve_chart(*curve), width="stretch")
+st.divider()
+training_panel.show()
