@@ -140,10 +140,12 @@ def _mark(mark: Mark, inner: str, show_heads: bool) -> str:
     )
 
 
-def chip_html(text: str, label: str, suggested: bool = False) -> str:
-    """A short text on its label's colour (table cells); a suggestion is paler, with a dashed edge."""
+def chip_html(text: str, label: str, suggested: bool = False, note: str | None = None) -> str:
+    """A short text on its label's colour (table cells); a suggestion is paler, with a dashed edge.
+    ``note`` (e.g. the label, and offsets) is shown after the text as a mark's label badge is."""
     classes = "ner-mark ner-suggested" if suggested else "ner-mark"
-    return f'<mark class="{classes}" style="--ner-color:{color(label)}">{html.escape(text)}</mark>'
+    badge = f'<span class="ner-label">{html.escape(note)}</span>' if note else ""
+    return f'<mark class="{classes}" style="--ner-color:{color(label)}">{html.escape(text)}{badge}</mark>'
 
 
 # ------------------------------------------------------------------------------------- relations

@@ -34,9 +34,13 @@ def span_selector(
     key: str,
     on_select: Callable[[int, int], None],
     on_click: Callable[[int], None] | None = None,
+    labels: int = 0,
+    on_label: Callable[[int], None] | None = None,
 ) -> None:
     """Show ``text`` with ``marks``; call ``on_select(start, end)`` (code-point offsets into
-    ``text``) when the annotator selects some of it, and ``on_click(index)`` when they click a mark."""
+    ``text``) when the annotator selects some of it, ``on_click(index)`` when they click a mark,
+    and ``on_label(number)`` when they press a number key from 1 to ``labels`` (at most 9) outside
+    any input field."""
 
     def selected() -> None:
         value = st.session_state[key].get("selection")
@@ -48,9 +52,15 @@ def span_selector(
         if value is not None and on_click is not None:
             on_click(int(value))
 
+    def numbered() -> None:
+        value = st.session_state[key].get("label")
+        if value is not None and on_label is not None:
+            on_label(int(value))
+
     _component(
         key=key,
-        data={"html": highlight_html(text, marks)},
+        data={"html": highlight_html(text, marks), "labels": min(labels, 9) if on_label else 0},
         on_selection_change=selected,
         on_clicked_change=clicked,
+        on_label_change=numbered,
     )

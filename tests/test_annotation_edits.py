@@ -24,6 +24,8 @@ from ner.annotation import (
     relabel_span,
     set_done,
 )
+from ner.annotation.edits import resolved, set_overlaps
+from ner.annotation.model import label_order, project_from_dict, project_to_dict
 
 TEXT = "Christopher Nolan's thriller Inception, shot in Los Angeles."
 
@@ -276,3 +278,73 @@ def test_add_span_on_arbitrary_unicode(text, data):
     span = doc.spans[add_span(doc, start, end, "X")]
     chosen = text[span.start : span.end]
     assert chosen == chosen.strip() and text[start:end].strip() in chosen
+
+
+# ------------------------------------------------------------------ overlapping suggestions
+OVERLAPPING = "Composer Thomas moved to Chisholm , Minn . in 1990."
+
+
+def overlapping_doc() -> AnnotatedDoc:
+    """A model's overlapping variants, as SpERT suggests them, and relations on two of them."""
+    doc = AnnotatedDoc("o", OVERLAPPING)
+    for words, label, score in [
+        ("Composer Thomas", "Peop", 0.9),
+        ("Thomas", "Peop", 0.8),
+        ("Chisholm", "Loc", 0.7),
+        ("Chisholm , Minn", "Loc", 0.95),
+        ("Chisholm , Minn .", "Loc", 0.6),
+    ]:
+        start = OVERLAPPING.index(words)
+        doc.spans.append(Span(start, start + len(words), label, score, "spert", "suggested"))
+    doc.relations = [Link(0, 3, "Live_In", 0.9, "suggested"), Link(1, 2, "Live_In", 0.5, "suggested")]
+    return doc
+
+
+def test_resolved_keeps_one_of_each_overlapping_group_as_the_pipeline_does():
+    doc = overlapping_doc()
+    assert [doc.span_text(i) for i in resolved(doc)] == ["Composer Thomas", "Chisholm , Minn"]
+    accept(doc, "span", 1)  # the annotator chose "Thomas": its variants are decided on
+    assert [doc.span_text(i) for i in resolved(doc)] == ["Thomas", "Chisholm , Minn"]
+
+
+def test_accept_all_leaves_overlapping_suggestions_and_says_why():
+    doc = overlapping_doc()
+    left = accept_all(doc)
+    assert [doc.span_text(i) for i, s in enumerate(doc.spans) if s.status == "accepted"] == [
+        "Composer Thomas", "Chisholm , Minn",
+    ]  # fmt: skip
+    assert left == [
+        "'Thomas' (Peop) overlaps 'Composer Thomas' (Peop)",
+        "'Chisholm' (Loc) overlaps 'Chisholm , Minn' (Loc)",
+        "'Chisholm , Minn .' (Loc) overlaps 'Chisholm , Minn' (Loc)",
+        "'Thomas' (Peop) Live_In 'Chisholm' (Loc): one of its entities was left as a suggestion",
+    ]
+    assert [r.status for r in doc.relations] == ["accepted", "suggested"]
+
+
+def test_accept_all_respects_accepted_spans_and_only_what_is_shown():
+    doc = overlapping_doc()
+    accept(doc, "span", 1)  # "Thomas"
+    assert accept_all(doc, only=resolved(doc)) == []  # the shown ones never overlap
+    assert [s.status for s in doc.spans] == ["suggested", "accepted", "suggested", "accepted", "suggested"]
+    assert [r.status for r in doc.relations] == ["suggested", "suggested"]  # each has a hidden end
+
+
+def test_accept_all_with_overlaps_allowed_accepts_everything():
+    doc = overlapping_doc()
+    assert accept_all(doc, overlaps=True) == []
+    assert {item.status for item in [*doc.spans, *doc.relations]} == {"accepted"}
+    with pytest.raises(AnnotationError, match="no span 9"):
+        accept_all(doc, only=[9])
+
+
+def test_label_order_is_the_same_whatever_order_labels_came_in():
+    assert label_order(["Peop", "Loc", "Other", "Org"]) == label_order(["Peop", "Loc", "Org", "Other", "Loc"])
+    assert label_order(["peop", "Loc", "Org"]) == ["Loc", "Org", "peop"]
+
+
+def test_set_overlaps_is_saved_with_the_project():
+    project = Project()
+    set_overlaps(project, True)
+    assert project_from_dict(project_to_dict(project)).overlaps is True
+    assert project_from_dict({"docs": []}).overlaps is False  # projects saved before the setting

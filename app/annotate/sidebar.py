@@ -7,13 +7,20 @@ import streamlit as st
 from app import paths
 from app.annotate import session
 from app.rendering import legend_html
-from ner.annotation import AnnotationError, AnnotationStore, Project, add_label, export, export_bytes
+from ner.annotation import AnnotationError, AnnotationStore, Project, add_label, export_bytes
+from ner.annotation.edits import set_overlaps
+from ner.annotation.export import export_folder, problem
+from ner.annotation.model import label_order
 
 EXPORTS = {  # format: (button label, file suffix, MIME type)
     "spert_json": ("SpERT JSON", ".spert.json", "application/json"),
     "conll": ("CoNLL IOB2", ".conll", "text/plain"),
     "jsonl": ("JSONL records", ".jsonl", "application/json"),
     "docbin": ("spaCy DocBin", ".spacy", "application/octet-stream"),
+}
+OVERLAPS = {  # Project.overlaps: what the annotator is told it means
+    False: "Every format: no overlapping entities (CoNLL IOB2 cannot hold them)",
+    True: "SpERT JSON, JSONL, DocBin: overlapping entities allowed",
 }
 
 
@@ -32,10 +39,10 @@ def show(store: AnnotationStore) -> None:
 def labels(store: AnnotationStore) -> None:
     project = store.project
     st.markdown("**Entity labels**")
-    st.html(legend_html(project.entity_labels))
+    st.html(legend_html(label_order(project.entity_labels)))
     if project.relation_labels:
         st.markdown("**Relation labels**")
-        st.html(legend_html(project.relation_labels))
+        st.html(legend_html(label_order(project.relation_labels)))
     with st.form("new_label", clear_on_submit=True, border=False):
         label = st.text_input("New label", placeholder="e.g. Drug")
         which = st.radio("for", ["entities", "relations"], horizontal=True, label_visibility="collapsed")
@@ -47,8 +54,17 @@ def labels(store: AnnotationStore) -> None:
 def exports(store: AnnotationStore) -> None:
     project = store.project
     st.markdown("**Export** (accepted annotations, ready for `ner train`)")
+    st.radio(
+        "Accept all keeps the entities exportable to",
+        list(OVERLAPS),
+        index=int(project.overlaps),
+        format_func=OVERLAPS.get,
+        key=f"overlaps_{project.overlaps}",
+        on_change=lambda: session.act(set_overlaps, project, not project.overlaps),
+    )
     only_done = st.checkbox("Only documents marked done", key="export_only_done")
     for format, (label, suffix, mime) in EXPORTS.items():
+        reason = problem(project, format, only_done=only_done)
         st.download_button(
             label,
             data=lambda format=format: export_bytes(project, format, only_done=only_done),
@@ -58,7 +74,10 @@ def exports(store: AnnotationStore) -> None:
             key=f"download_{format}",
             width="stretch",
             on_click="ignore",
+            disabled=reason is not None,
         )
+        if reason:  # said before anything is generated: the download itself cannot show a message
+            st.warning(f"{label} cannot hold this project: {reason}", icon=":material/block:")
     with st.form("export_folder", border=False):
         folder = st.text_input(
             "Or write all four to a folder on the server",
@@ -71,8 +90,9 @@ def exports(store: AnnotationStore) -> None:
 
 
 def export_to_folder(project: Project, folder: str, only_done: bool) -> None:
-    """The four exports and the types file, written to ``folder`` in the data folder; a folder
-    outside it (or a file in it that is a symlink leading out) is refused before anything is written."""
+    """The four exports and the types file, written to ``folder`` in the data folder, all or
+    nothing; a folder outside it (or a file in it that is a symlink leading out), or a format that
+    cannot hold the data, is refused before anything is written."""
     if not folder:
         st.error("Enter a folder to export to.", icon=":material/error:")
         return
@@ -87,12 +107,15 @@ def export_to_folder(project: Project, folder: str, only_done: bool) -> None:
         st.error(str(error), icon=":material/block:")
         return
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        for format, path in files.items():
-            export(project, format, path, only_done=only_done)
+        export_folder(
+            project, target, {format: path.name for format, path in files.items()}, only_done=only_done
+        )
     except AnnotationError as error:
-        st.error(f"Export stopped: {error}", icon=":material/error:")
+        st.error(f"Nothing was written: {error}", icon=":material/error:")
     except OSError as error:
-        st.error(f"Cannot write to {target}: {error.strerror or error}", icon=":material/error:")
+        st.error(
+            f"Cannot write to {target}: {error.strerror or error}. Nothing was written.",
+            icon=":material/error:",
+        )
     else:
         st.success(f"Exported to {target}", icon=":material/check_circle:")

@@ -5,6 +5,9 @@
 // offset of the last run before it plus the code points of that run's text up to it. Counting code
 // points ([...s].length), not UTF-16 units (s.length), is what makes offsets after an emoji agree
 // with Python's str indices.
+//
+// Number keys 1..data.labels (pressed outside any input field, without modifiers) report "label":
+// Python picks the label shown at that place for new spans.
 const codePoints = (text) => [...text].length;
 
 function boundaryOffset(root, container, offset) {
@@ -44,11 +47,24 @@ export default function (component) {
     const mark = event.target.closest("mark[data-span]");
     if (mark && window.getSelection().isCollapsed) setTriggerValue("clicked", Number(mark.dataset.span));
   };
+  const onKeyDown = (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const target = event.target;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    const number = Number(event.key);
+    if (Number.isInteger(number) && number >= 1 && number <= (data.labels || 0)) {
+      event.preventDefault();
+      setTriggerValue("label", number);
+    }
+  };
+  const page = root.ownerDocument;
   root.addEventListener("mouseup", onMouseUp);
   root.addEventListener("click", onClick);
+  page.addEventListener("keydown", onKeyDown);
   root.nerCleanup = () => {
     root.removeEventListener("mouseup", onMouseUp);
     root.removeEventListener("click", onClick);
+    page.removeEventListener("keydown", onKeyDown);
     root.nerCleanup = null;
   };
   return root.nerCleanup;

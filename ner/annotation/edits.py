@@ -9,14 +9,19 @@ deleting a span re-indexes the relations that remain.
 Reviewing a model's suggestion (``status="suggested"``) is done by accepting or rejecting it; a
 suggestion the annotator otherwise confirms (adds again, relabels, links with a relation) is
 accepted on the way, since that is what the annotator said.
+
+A model suggests every span it kept, overlapping variants included ("Chisholm", "Chisholm ,
+Minn"); :func:`resolved` is the one of each overlapping group the pipeline itself would put in
+``doc.ents``, which is what the app shows (and "Accept all" accepts) unless asked for the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Literal
 
-from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span, check_label
+from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span, check_label, overlap
 from ner.annotation.tokens import snap
 
 Kind = Literal["span", "relation"]
@@ -104,9 +109,58 @@ def reject(doc: AnnotatedDoc, kind: Kind, index: int) -> None:
         del doc.relations[index]
 
 
-def accept_all(doc: AnnotatedDoc) -> None:
-    for item in [*doc.spans, *doc.relations]:
-        item.status = "accepted"
+def accept_all(
+    doc: AnnotatedDoc, *, only: Collection[int] | None = None, overlaps: bool = False
+) -> list[str]:
+    """Accept the suggested spans (those of ``only``, span indices, when given: what the annotator
+    sees), then the suggested relations whose two spans are accepted; returns what was left as a
+    suggestion, and why, one line each.
+
+    Unless ``overlaps``, a suggestion that overlaps an accepted span, or a better one accepted in
+    the same pass (in the pipeline's order: score, then length), is left: CoNLL IOB2 could not
+    hold both. A relation on a span left that way is left too.
+    """
+    todo = range(len(doc.spans)) if only is None else sorted(set(only))
+    for index in todo:
+        _check_index(doc, "span", index)
+    suggested = [i for i in todo if doc.spans[i].status == "suggested"]
+    accepted = [i for i, span in enumerate(doc.spans) if span.status == "accepted"]
+    if overlaps:
+        chosen, left = suggested, []
+    else:
+        chosen, left = _non_overlapping(doc, accepted, suggested)
+    for index in chosen:
+        doc.spans[index].status = "accepted"
+    notes = [f"{_name(doc, i)} overlaps {_name(doc, j)}" for i, j in left]
+    left_spans = {i for i, _ in left}
+    seen = {*todo, *accepted}
+    for link in doc.relations:
+        if link.status != "suggested" or link.head not in seen or link.tail not in seen:
+            continue
+        if doc.spans[link.head].status == doc.spans[link.tail].status == "accepted":
+            link.status = "accepted"
+        elif {link.head, link.tail} & left_spans:
+            notes.append(
+                f"{_name(doc, link.head)} {link.label} {_name(doc, link.tail)}: "
+                "one of its entities was left as a suggestion"
+            )
+    return notes
+
+
+def resolved(doc: AnnotatedDoc) -> list[int]:
+    """The indices of the accepted spans and of the suggestions that the pipeline would keep in
+    ``doc.ents`` beside them: of overlapping suggestions the best-scored (then the longest, then
+    the first) wins, as the extractor's ``ents_merge = "score"`` chooses, and a suggestion that
+    overlaps an accepted span is a variant the annotator has already decided on."""
+    accepted = [i for i, span in enumerate(doc.spans) if span.status == "accepted"]
+    suggested = [i for i, span in enumerate(doc.spans) if span.status == "suggested"]
+    chosen, _ = _non_overlapping(doc, accepted, suggested)
+    return sorted({*accepted, *chosen})
+
+
+def set_overlaps(project: Project, allowed: bool) -> None:
+    """Say whether the project's entities may overlap (see :class:`Project`)."""
+    project.overlaps = bool(allowed)
 
 
 def reject_all(doc: AnnotatedDoc) -> None:
@@ -134,6 +188,30 @@ def _check_index(doc: AnnotatedDoc, kind: Kind, index: int) -> None:
     count = len(doc.spans if kind == "span" else doc.relations)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
         raise AnnotationError(f"no {kind} {index!r} in document {doc.id!r} (it has {count})")
+
+
+def _non_overlapping(
+    doc: AnnotatedDoc, fixed: list[int], candidates: list[int]
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Greedily the ``candidates`` (best score, then longest, then first) that overlap neither a
+    ``fixed`` span nor one taken before them; and ``(candidate, the span it overlaps)`` for the rest."""
+    taken, chosen, left = list(fixed), [], []
+    for index in sorted(candidates, key=lambda i: _rank(doc.spans[i])):
+        blocker = next((j for j in taken if overlap(doc.spans[index], doc.spans[j])), None)
+        if blocker is None:
+            taken.append(index)
+            chosen.append(index)
+        else:
+            left.append((index, blocker))
+    return chosen, left
+
+
+def _rank(span: Span) -> tuple[float, int, int]:
+    return (-(span.score or 0.0), span.start - span.end, span.start)
+
+
+def _name(doc: AnnotatedDoc, index: int) -> str:
+    return f"{doc.span_text(index)!r} ({doc.spans[index].label})"
 
 
 def _remove_spans(doc: AnnotatedDoc, doomed: set[int]) -> None:

@@ -15,13 +15,22 @@ Formats (:data:`FORMATS`):
 * ``docbin``: a spaCy ``DocBin`` with ``doc.ents`` (the longest of overlapping spans),
   ``doc.spans["annotations"]`` (all, with ``attrs["scores"]``) and ``doc._.relation_data`` as
   the ``ner_extractor`` component writes it.
+
+:func:`problem` says why a format cannot hold a project without writing anything (the app shows
+it beside the download), and :func:`export_folder` writes several formats all or nothing: into a
+temporary folder beside the target, renamed into place only once every file is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import shutil
 import tempfile
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,7 @@ from ner.annotation.tokens import snap, tokenize, word_bounds
 from ner.batch.sources import SourceText
 from ner.components import relation_record
 from ner.corpora import write_conll, write_spert_json
+from ner.corpora.conll import DOCSTART
 from ner.documents import Document, Entity, Relation
 from ner.files import write_atomic
 
@@ -43,6 +53,136 @@ SPANS_KEY = "annotations"
 def export(project: Project, format: str, path: str | Path, *, only_done: bool = False) -> None:
     """Write the export to ``path`` (atomically: an existing file is replaced only when complete)."""
     write_atomic(path, export_bytes(project, format, only_done=only_done))
+
+
+def problem(project: Project, format: str, *, only_done: bool = False) -> str | None:
+    """Why ``format`` cannot hold the project's accepted annotations, or None; nothing is written.
+
+    Only CoNLL IOB2 has limits: overlapping entities (after alignment to tokens, as the export
+    aligns them) and ``-DOCSTART-`` as a word. Documents are checked once per content (cached),
+    so the app can ask again on every page run.
+    """
+    if format not in FORMATS:
+        return f"unknown export format {format!r}; expected one of {', '.join(FORMATS)}"
+    if format != "conll":
+        return None
+    found = []
+    for doc in project.docs:
+        if doc.done or not only_done:
+            spans = tuple((s.start, s.end, s.label) for s in doc.spans if s.status == "accepted")
+            reason = _conll_problem(doc.id, doc.text, project.lang, spans)
+            if reason:
+                found.append(reason)
+    if not found:
+        return None
+    more = f" (and {len(found) - 1} more documents)" if len(found) > 1 else ""
+    return f"{found[0]}{more}"
+
+
+@lru_cache(maxsize=4096)
+def _conll_problem(doc_id: str, text: str, lang: str, spans: tuple[tuple[int, int, str], ...]) -> str | None:
+    document = AnnotatedDoc(doc_id, text, [Span(*span) for span in spans])
+    try:
+        words = _without_overlaps(_document(document, lang)).words
+    except AnnotationError as error:
+        return str(error)
+    if DOCSTART in words:
+        return f"document {doc_id!r}: the word {DOCSTART} cannot be written as a CoNLL token"
+    return None
+
+
+def export_folder(
+    project: Project, folder: str | Path, files: Mapping[str, str], *, only_done: bool = False
+) -> None:
+    """Write each ``format: file name`` of ``files`` into ``folder``, all or nothing.
+
+    Every export is made in memory first (a format that cannot hold the data raises
+    :class:`AnnotationError` before anything touches the disk); the files are then written into a
+    new folder beside ``folder`` and renamed into place: the folder itself when it does not exist
+    yet, else file by file, the files they replace kept aside until the last one is in and put
+    back if any step fails. A failure leaves no partial export and no temporary files behind.
+    """
+    contents = {name: export_bytes(project, format, only_done=only_done) for format, name in files.items()}
+    folder = Path(folder)
+    created = _make_folders(folder.parent)
+    try:
+        staging = _new_folder(folder, "export")
+        try:
+            for name, data in contents.items():
+                _write_file(staging / name, data)
+            if os.path.lexists(folder):
+                _replace_files(staging, folder, list(contents))
+            else:
+                os.rename(staging, folder)
+            _fsync_folder(folder.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        for made in reversed(created):  # folders made for this export only, if still empty
+            with contextlib.suppress(OSError):
+                made.rmdir()
+        raise
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; the ones created, outermost first."""
+    missing = [path for path in [folder, *folder.parents] if not path.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _new_folder(beside: Path, what: str) -> Path:
+    """A new hidden folder next to ``beside`` (same file system, so renames from it are atomic),
+    with the mode a plain ``mkdir`` gives."""
+    path = beside.parent / f".{beside.name}.{os.getpid()}.{secrets.token_hex(4)}.{what}"
+    path.mkdir()
+    return path
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _replace_files(staging: Path, folder: Path, names: list[str]) -> None:
+    """Move ``names`` from ``staging`` into the existing ``folder``; on a failure, undo the moves
+    (the files set aside are removed only once every new one is in place, or all are back)."""
+    aside = _new_folder(folder, "replaced")
+    moved: list[tuple[str, bool]] = []  # (name, whether an old file was set aside), in order
+    placed: set[str] = set()
+    try:
+        for name in names:
+            target = folder / name
+            had = os.path.lexists(target)
+            if had:
+                os.replace(target, aside / name)
+            moved.append((name, had))
+            os.replace(staging / name, target)
+            placed.add(name)
+        _fsync_folder(folder)
+    except BaseException:
+        for name, had in reversed(moved):
+            with contextlib.suppress(OSError):
+                if name in placed:
+                    (folder / name).unlink()
+                if had:
+                    os.replace(aside / name, folder / name)
+        with contextlib.suppress(OSError):
+            aside.rmdir()  # left in place (with what could not be put back) if not empty
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (not possible on every platform: skipped there)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def export_bytes(project: Project, format: str, *, only_done: bool = False) -> bytes:

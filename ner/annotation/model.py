@@ -8,6 +8,7 @@ records of ``ner extract``, so a model's suggestions drop in without conversion.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -79,7 +80,12 @@ class AnnotatedDoc:
 @dataclass
 class Project:
     """The documents of one annotation job, where the annotator is (``cursor``), and the label sets
-    offered to them. ``lang`` picks the spaCy tokenizer that spans snap to and exports use."""
+    offered to them. ``lang`` picks the spaCy tokenizer that spans snap to and exports use.
+
+    ``overlaps`` says whether the project's entities may overlap: off (the default), "Accept all"
+    leaves a suggestion that overlaps an entity as a suggestion, so that every export format,
+    CoNLL IOB2 included, can hold the result; on, the project is meant for formats that hold
+    nested and overlapping entities (SpERT JSON, JSONL, DocBin)."""
 
     docs: list[AnnotatedDoc] = field(default_factory=list)
     cursor: int = 0
@@ -87,6 +93,7 @@ class Project:
     relation_labels: list[str] = field(default_factory=list)
     name: str = "annotations"
     lang: str = "en"
+    overlaps: bool = False
 
     def progress(self) -> tuple[int, int]:
         """``(documents marked done, documents)``."""
@@ -98,6 +105,18 @@ class Project:
         if not self.docs:
             raise AnnotationError("the project has no documents")
         return self.docs[self.cursor]
+
+
+def label_order(labels: Iterable[str]) -> list[str]:
+    """The labels without repeats, in the order the app shows them and number keys pick them:
+    alphabetical (case-insensitive), so that the same labels come in the same order in every
+    project, whatever order the documents or the pipeline happened to introduce them in."""
+    return sorted(dict.fromkeys(labels), key=lambda label: (label.casefold(), label))
+
+
+def overlap(first: Span, second: Span) -> bool:
+    """Whether two spans share a character (identical offsets with different labels count)."""
+    return first.start < second.end and second.start < first.end
 
 
 def check_label(label: object, what: str = "label") -> str:
