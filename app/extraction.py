@@ -6,6 +6,7 @@ downloads here is what the batch command writes, and the Annotate page can open 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from ner.pipeline import extractor_model
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in SUFFIX_FORMATS)
 
 
-def extract(nlp: Language, text: str, source: str = "pasted text") -> dict:
+PASTED = "pasted text"  # the source of text pasted on the Extract page
+
+
+def extract(nlp: Language, text: str, source: str = PASTED) -> dict:
     """Every head's entities and the relations found in ``text``, as an extraction record.
     Long texts are fine: the pipeline splits sentences and windows them itself."""
     heads = list(extractor_model(nlp).heads)
@@ -30,7 +34,8 @@ def extract(nlp: Language, text: str, source: str = "pasted text") -> dict:
 
 def above_threshold(record: dict, threshold: float) -> dict:
     """The record without entities and relations scored below ``threshold``; relations keep
-    pointing at the right entities (their indices are renumbered)."""
+    pointing at the right entities (their indices are renumbered). Scores are compared as the page
+    shows them, to two decimals: at 1.00 an entity shown as "1.00" (0.996) is kept."""
     kept = [i for i, e in enumerate(record["entities"]) if _passes(e.get("score"), threshold)]
     new_index = {old: new for new, old in enumerate(kept)}
     relations = [
@@ -42,7 +47,24 @@ def above_threshold(record: dict, threshold: float) -> dict:
 
 
 def _passes(score: float | None, threshold: float) -> bool:
-    return score is None or score >= threshold
+    return score is None or shown(score) >= shown(threshold)
+
+
+def shown(score: float) -> float:
+    """``score`` rounded as the page writes it (``f"{score:.2f}"``); the slider's steps are
+    rounded the same way, so 0.15 is 0.15 and not 0.15000000000000002."""
+    return float(f"{score:.2f}")
+
+
+def download_name(doc: SourceText) -> str:
+    """``<source stem>[-line-N|-item-N].extraction.jsonl``, in characters safe in a file name
+    on every system (letters, digits, ``_``, ``-``, ``.``); pasted text is ``pasted-text``."""
+    stem = _SAFE.sub("-", Path(doc.source).stem).strip("-.")[:80].strip("-.") or "text"
+    where = f"-line-{doc.line}" if doc.line else f"-item-{doc.item}" if doc.item is not None else ""
+    return f"{stem}{where}.extraction.jsonl"
+
+
+_SAFE = re.compile(r"[^\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -72,7 +94,7 @@ def read_upload(name: str, data: bytes, text_field: str = "text") -> Upload:
         if isinstance(item, SourceText):
             documents.append(SourceText(name, item.text, item.line, item.item, item.encoding))
         else:
-            problems.append(f"{name}: {_plain(item.reason)}")
+            problems.append(f"{name}: {plain_reason(item.reason)}")
     return Upload(documents, problems)
 
 
@@ -83,8 +105,10 @@ _REASONS = {
 }
 
 
-def _plain(reason: str) -> str:
-    """The batch reader's reason, said for a person rather than for a log."""
+def plain_reason(reason: str) -> str:
+    """The batch reader's reason, said for a person rather than for a log (the Extract page's
+    upload problems, the Annotate page's files left out of a folder)."""
+    reason = reason.replace(" (--max-bytes)", "").replace(" (--read-timeout)", "")
     for raw, plain in _REASONS.items():
         if reason.endswith(raw):
             return reason[: -len(raw)] + plain

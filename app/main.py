@@ -8,7 +8,11 @@ from app.rendering import stylesheet
 
 VIEWS = Path(__file__).parent / "views"
 
-st.set_page_config(page_title="ner · entities and relations", page_icon=":material/label:", layout="wide")
+# The favicon is a local file: a ":material/...:" page icon makes the browser fetch it from
+# fonts.gstatic.com, and the app must work offline and never contact another host.
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
+
+st.set_page_config(page_title="ner · entities and relations", page_icon=str(FAVICON), layout="wide")
 st.html(stylesheet())
 pages = [
     st.Page(VIEWS / "extract.py", title="Extract", icon=":material/search:", default=True),

@@ -1,10 +1,12 @@
 """Where annotation projects live, and opening a dataset as a project or continuing its saved one.
 
 Everything here stays inside the app's data folder (:mod:`app.paths`): a dataset is read only
-from it, and its project is saved in it (``<dataset name>-<hash of its folder>.annotations.json``),
-never beside a file elsewhere. Opening a dataset whose project exists continues that project (its
-cursor included) instead of starting over: the annotator's work is never replaced by a fresh load
-of the data.
+from it, and its project is saved in it under a readable name (``docs.annotations.json``, with a
+short hash only when another dataset has that name; older projects keep their hashed names), never
+beside a file elsewhere. The files of a dataset folder are each checked before they are read: one
+that leads outside the folder is left out, with its reason, like one that cannot be decoded.
+Opening a dataset whose project exists continues that project (its cursor included) instead of
+starting over: the annotator's work is never replaced by a fresh load of the data.
 """
 
 from __future__ import annotations
@@ -15,27 +17,25 @@ from pathlib import Path
 
 from spacy.language import Language
 
-from app.paths import PathRefused, confine, confine_all, file_name
+from app.paths import PathRefused, confine, file_name
 from ner.annotation import AnnotationError, AnnotationStore, load_dataset, preannotate
+from ner.annotation.datasets import load_folder
+from ner.annotation.files import Unreadable
 from ner.annotation.store import SUFFIX
 from ner.files import write_atomic
 from ner.pipeline import extractor_model
 
 
 def project_path(dataset: Path, folder: Path) -> Path:
-    """The project file of ``dataset`` in ``folder``, under a name that also hashes the dataset's
-    folder, so same-named files from different folders get different projects."""
-    digest = hashlib.sha1(str(dataset.resolve().parent).encode("utf-8")).hexdigest()[:8]
-    return AnnotationStore.path_for(folder, f"{dataset.name}-{digest}")
+    """The project file of ``dataset`` in ``folder`` (:meth:`AnnotationStore.path_for_dataset`)."""
+    return AnnotationStore.path_for_dataset(folder, dataset.resolve())
 
 
 def dataset_path(raw: str | os.PathLike[str], folder: Path) -> Path:
-    """The dataset ``raw`` names, resolved; :class:`PathRefused` when it, or for a folder any of
-    the ``.txt`` files that would be read from it, lies outside ``folder``."""
+    """The dataset ``raw`` names, resolved; :class:`PathRefused` when it lies outside ``folder``.
+    (The files of a folder are checked one by one as they are read, in :func:`open_dataset`.)"""
     path = confine(raw, folder)
-    if path.is_dir():
-        confine_all(sorted(path.glob("*.txt")), folder)  # what the folder reader opens
-    elif path.exists() and not path.is_file():
+    if path.exists() and not path.is_dir() and not path.is_file():
         raise PathRefused(f"{os.fspath(raw)} is neither a file nor a folder.")
     return path
 
@@ -56,7 +56,12 @@ def open_dataset(
     path = confine(project_path(dataset, folder), folder)
     if path.exists():
         return AnnotationStore.open(path), True
-    project = load_dataset(dataset, format, text_field=text_field, lang=nlp.lang if nlp else lang)
+    lang = nlp.lang if nlp else lang
+    unreadable: list[Unreadable] = []
+    if dataset.is_dir() and format in ("auto", "text"):  # each file confined, the bad ones listed
+        project, unreadable = load_folder(dataset, lang=lang, check=lambda file: confine(file, folder))
+    else:
+        project = load_dataset(dataset, format, text_field=text_field, lang=lang)
     if nlp is not None:
         preannotate(project, nlp)
         for head in extractor_model(nlp).heads.values():
@@ -64,7 +69,7 @@ def open_dataset(
             _extend(project.entity_labels, schema.entity_labels)
             _extend(project.relation_labels, [r.label for r in schema.relation_types])
     path.parent.mkdir(parents=True, exist_ok=True)
-    return AnnotationStore.create(path, project), False
+    return AnnotationStore.create(path, project, dataset=dataset, unreadable=unreadable), False
 
 
 def _extend(labels: list[str], more) -> None:

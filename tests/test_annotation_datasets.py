@@ -188,16 +188,17 @@ def test_a_text_file_that_is_not_columns_is_one_document(tmp_path):
 def test_a_folder_of_text_files(tmp_path):
     write(tmp_path / "b.txt", "Second text.")
     write(tmp_path / "a.txt", "First text, in Zürich.")
-    write(tmp_path / "notes.md", "ignored")
+    write(tmp_path / "notes.md", "Read too, as ner extract reads it.")
+    write(tmp_path / "table.csv", "left out, with its reason")
     project = load_dataset(tmp_path)
     assert [(d.id, d.text) for d in project.docs] == [
         ("a.txt", "First text, in Zürich."),
         ("b.txt", "Second text."),
+        ("notes.md", "Read too, as ner extract reads it."),
     ]
     assert project.name == tmp_path.name
-    write(tmp_path / "c.txt", b"caf\xe9")
-    with pytest.raises(AnnotationError, match="c.txt:1: not UTF-8"):
-        load_dataset(tmp_path)
+    write(tmp_path / "c.txt", b"\x00\x01binary")  # one bad file is left out (and logged), not fatal
+    assert [d.id for d in load_dataset(tmp_path).docs] == ["a.txt", "b.txt", "notes.md"]
 
 
 def test_an_empty_folder(tmp_path):
@@ -212,9 +213,7 @@ def test_an_empty_folder(tmp_path):
     [
         ("x.jsonl", b"", "the file is empty"),
         ("x.json", b"  \n", "the file is empty"),
-        ("x.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a binary file"),
-        ("x.txt", "Olá mundo".encode("latin-1"), "x.txt:1: not UTF-8 text \\(byte 0xe1\\)"),
-        ("x.jsonl", b'{"text": "a"}\n{"text": "\xff"}\n', "x.jsonl:2: not UTF-8"),
+        ("x.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "x.txt: binary content"),
     ],
 )
 def test_empty_binary_and_non_utf8_files(tmp_path, name, content, message):

@@ -6,8 +6,14 @@ entities by clicking them, finish the document with its keyboard shortcut, downl
 export and compare it with what it must be, byte for byte. Then every field that takes a path
 (the dataset, the export folder, the project in the URL) refuses ``/etc/passwd``, a ``../`` path
 and a symlink that leads out of the data folder, and nothing is read or written; an upload larger
-than the app accepts is stopped by the browser. A screenshot of every page goes to
-test-artifacts/screenshots/. Debian's chromium is used (CI installs it): never a downloaded browser.
+than the app accepts is stopped by the browser. A folder with a bad file, a Windows-1252 file and a
+subfolder opens with the bad file listed, and a reload (after a visit to another page) comes back
+to the open project, at its document.
+
+Every request the browser makes is recorded, and a test fails if one goes to any host but the
+app's server: the app must work offline. A screenshot of every page goes to a ``screenshots``
+folder under pytest's temporary folder (its path is printed), and also to docs/screenshots/ when
+NER_SCREENSHOTS=1. Debian's chromium is used (CI installs it): never a downloaded browser.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,11 +31,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).parents[1] / "test-artifacts" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).parents[1] / "docs" / "screenshots"  # with NER_SCREENSHOTS=1
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 ARGS += ["--disable-sync", "--no-first-run"]
 TEXT_1 = "The 𝛼 team of Anna Meyer moved to Paris in 2010."
@@ -114,27 +123,77 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         stop_server(process)
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Iterator[Path]:
+    """The folder the screenshots go to; copied to docs/screenshots/ at the end with NER_SCREENSHOTS=1."""
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"\nscreenshots: {folder}")
+    yield folder
+    if os.environ.get("NER_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for shot in sorted(folder.glob("*.png")):
+            shutil.copy2(shot, DOCS_SCREENSHOTS / shot.name)
+
+
 @pytest.fixture()
-def page(server, request):
-    """A Chromium page; when the test fails, a screenshot of where it stood (failure.png)."""
+def page(server, screenshots, request):
+    """A Chromium page whose every request is recorded: after the test, any request to a host
+    other than the app's server fails it. When the test fails, a screenshot of where it stood."""
     from playwright.sync_api import sync_playwright
 
+    url, _ = server
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        requested: list[str] = []
+        context.on("request", lambda r: requested.append(r.url))
+        context.on("websocket", lambda ws: requested.append(ws.url))  # not a "request" in Playwright
         page = context.new_page()
         page.set_default_timeout(90_000)  # generous: CI machines may be busy
+        page.screenshots = screenshots
         failures = request.session.testsfailed
         yield page
         if request.session.testsfailed > failures:
             screenshot(page, "failure")
         browser.close()
+    assert requested, "no request was recorded: the recording does not work"
+    elsewhere = foreign(requested, url)
+    assert not elsewhere, f"requests that left the app's server {url}: {elsewhere}"
+
+
+def foreign(requested: list[str], server: str) -> list[str]:
+    """The network requests (http, https, ws, wss) to any host and port but ``server``'s; data:
+    and blob: URLs are not network requests."""
+    local = urlsplit(server).netloc
+    return sorted(
+        {
+            u
+            for u in requested
+            if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).netloc != local
+        }
+    )
+
+
+def test_foreign_requests_are_found():
+    """The check itself: a font from Google is caught, the server and data: URLs are not."""
+    server = "http://localhost:8501"
+    requested = [
+        "http://localhost:8501/_stcore/health",
+        "ws://localhost:8501/_stcore/stream",
+        "data:image/svg+xml,<svg/>",
+        "https://fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/label/default/24px.svg",
+        "http://localhost:9999/elsewhere",
+    ]
+    assert foreign(requested, server) == [
+        "http://localhost:9999/elsewhere",
+        "https://fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/label/default/24px.svg",
+    ]
 
 
 def screenshot(page, name: str) -> None:
-    """The whole page: the viewport grows to the height of Streamlit's scrolling main area (again
-    while tables and charts laid out in the taller window make it taller still)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """The whole page, in the session's screenshot folder: the viewport grows to the height of
+    Streamlit's scrolling main area (again while tables and charts laid out in the taller window
+    make it taller still)."""
     height = 0
     for _ in range(4):
         needed = page.evaluate(
@@ -146,7 +205,7 @@ def screenshot(page, name: str) -> None:
         height = needed
         page.set_viewport_size({"width": 1400, "height": max(900, height + 40)})
         page.wait_for_timeout(800)  # let tables, charts and the graph lay out again
-    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.screenshot(path=page.screenshots / f"{name}.png")
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
@@ -200,7 +259,9 @@ def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
     page.locator("mark.ner-mark").first.wait_for(timeout=180_000)  # the first run loads the model
     marks = page.locator("mark.ner-mark").all_inner_texts()
     assert any(m.startswith("John Smith") and "PEOP" in m.upper() for m in marks), marks
-    page.get_by_role("button", name="Download JSON").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download JSON").click()
+    assert download.value.suggested_filename == "pasted-text.extraction.jsonl"  # named after the input
     screenshot(page, "extract")
 
     page.get_by_role("link", name="Models").click()
@@ -275,6 +336,13 @@ def snapshot(folder: Path, skip: tuple[Path, ...] = ()) -> dict[str, bytes | Non
     }
 
 
+def settle(page) -> None:
+    """Wait until the page's last rerun is over: no element is stale, and no run is shown."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-stale=true], [data-testid=stStatusWidgetRunningIcon]')"
+    )
+
+
 def textbox(page, name: str):
     """The text field ``name`` once the page has settled (during a rerun Streamlit can show the
     old and the new copy of a form for a moment)."""
@@ -331,3 +399,44 @@ def test_paths_outside_the_data_folder_are_refused_in_a_real_browser(server, pag
     screenshot(page, "export-refused")
     assert "root:" not in page.content() and "the secret" not in page.content()
     assert snapshot(work, skip=(data, work / "server.log")) == outside
+
+
+def test_a_folder_with_a_bad_file_opens_and_a_reload_resumes_in_a_real_browser(server, page):
+    url, work = server
+    texts = work / "projects" / "texts"  # in the data folder
+    (texts / "sub").mkdir(parents=True)
+    (texts / "latin.txt").write_bytes("Zoë à Paris, café crème.".encode("cp1252"))  # as ner extract reads it
+    (texts / "one.txt").write_text("Anna Meyer lives in Paris.", encoding="utf-8")
+    (texts / "sub" / "nested.txt").write_text("Bob Stone works for Acme Corp.", encoding="utf-8")
+    (texts / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    page.goto(f"{url}/annotate")
+    page.get_by_role("textbox", name="Dataset file or folder").wait_for(timeout=240_000)  # a cold start
+    textbox(page, "Dataset file or folder").fill("texts")
+    page.get_by_role("button", name="Open dataset").click()
+    page.get_by_text("1 file was left out of texts: the other 3 opened.").wait_for()
+    row = page.locator("[data-testid=stTable] tr", has_text="binary.txt")
+    expect(row).to_contain_text("this is not a text file (binary content)")
+    expect(page.locator(".ner-selector")).to_have_text("Zoë à Paris, café crème.")
+    screenshot(page, "annotate-folder")
+
+    for number in (2, 3):  # the last is the subfolder's file
+        settle(page)  # a click while the page reruns can land on an element that is being replaced
+        page.get_by_role("button", name=re.compile(r"^Next\b")).click()
+        page.get_by_text(f"Document {number} of 3").wait_for()
+    expect(page.locator(".ner-selector")).to_have_text("Bob Stone works for Acme Corp.")
+
+    page.get_by_role("link", name="Models").click()  # another page drops the query from the URL
+    page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
+    page.get_by_role("link", name="Annotate").click()
+    page.get_by_text("Document 3 of 3").wait_for()
+    page.reload()  # a new session: the URL alone must bring the project back
+    page.get_by_text("Document 3 of 3").wait_for(timeout=120_000)
+    expect(page.locator(".ner-selector")).to_have_text("Bob Stone works for Acme Corp.")
+    assert (
+        "project=texts.annotations.json" in page.url
+        and (work / "projects" / "texts.annotations.json").is_file()
+    )
+    expect(page.get_by_role("button", name="Open dataset")).to_have_count(0)
+    page.get_by_text("1 file was left out of texts").wait_for()  # still listed after the reload
+    screenshot(page, "annotate-reloaded")

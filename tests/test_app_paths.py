@@ -156,15 +156,17 @@ def test_projects_refuse_paths_outside_before_reading_or_writing(tree, tmp_path)
     assert not list(root.glob("*.annotations.json"))
 
 
-def test_a_folder_dataset_with_a_file_linking_out_is_refused(tmp_path):
+def test_a_folder_dataset_with_a_file_linking_out_leaves_it_out(tmp_path):
     root = tmp_path / "data"
     (root / "texts").mkdir(parents=True)
     (root / "texts" / "one.txt").write_text("Anna lives in Paris.")
     (tmp_path / "secret.txt").write_text("secret")
     (root / "texts" / "two.txt").symlink_to(tmp_path / "secret.txt")
-    with pytest.raises(PathRefused, match="two.txt"):
-        projects.open_dataset("texts", root)
-    assert not list(root.glob("*.annotations.json"))
+    store, _ = projects.open_dataset("texts", root)  # the rest opens; the link is listed, never read
+    assert [(d.id, d.text) for d in store.project.docs] == [("one.txt", "Anna lives in Paris.")]
+    [left_out] = store.unreadable
+    assert left_out.name == "two.txt" and "leads outside the data folder" in left_out.reason
+    assert "secret" not in store.path.read_text()
 
 
 def test_uploads_cannot_name_a_path_out_of_the_uploads_folder(tmp_path):

@@ -183,11 +183,14 @@ def test_model_cards_read_single_and_multi_task_metrics():
 
 
 def test_projects_live_in_the_data_folder(tmp_path):
-    dataset = tmp_path / "data" / "a" / "docs.jsonl"
-    path = projects.project_path(dataset, tmp_path / "data")
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "docs.jsonl").write_text('{"text": "Anna lives in Paris."}\n')
+    store, _ = projects.open_dataset("a/docs.jsonl", tmp_path / "data")
     other = projects.project_path(tmp_path / "data" / "b" / "docs.jsonl", tmp_path / "data")
-    assert path.parent == other.parent == tmp_path / "data" and other != path
-    assert re.fullmatch(r"docs\.jsonl-[0-9a-f]{8}\.annotations\.json", other.name)
+    assert store.path.parent == other.parent == tmp_path / "data" and other != store.path
+    assert store.path.name == "docs.annotations.json"  # readable; a hash only for the second "docs"
+    assert re.fullmatch(r"docs-[0-9a-f]{8}\.annotations\.json", other.name)
 
 
 def test_opening_a_dataset_again_continues_its_project(tmp_path):

@@ -11,13 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from app import paths, projects, widgets
 from app.annotate import session
+from app.extraction import plain_reason
 from app.pipelines import load
 from app.serving import MAX_UPLOAD_BYTES
-from ner.annotation import AnnotationError
+from ner.annotation import AnnotationError, AnnotationStore
 
 FORMATS = {
     "auto": "Detect from the file",
@@ -58,7 +60,7 @@ def open_dataset(dataset: str | Path, folder: Path, options: dict) -> None:
     done, total = store.project.progress()
     note = (
         f"Continuing {store.path.name}: {done} of {total} done" if continued else f"Created {store.path.name}"
-    )
+    )  # the files left out, if any, are listed on the page (show_unreadable)
     session.use(store, note)
     st.rerun()
 
@@ -159,10 +161,27 @@ def resume(path: Path) -> None:
 
 def restore_from_url() -> None:
     """After a reload, reopen the project named in the URL."""
-    path = st.query_params.get("project")
+    path = st.query_params.get(session.PROJECT)
     if path and session.current() is None:
         try:
             session.use(projects.resume(path, paths.data_folder()))
         except (paths.PathRefused, AnnotationError) as error:
-            st.query_params.pop("project", None)
+            st.query_params.pop(session.PROJECT, None)
             st.warning(f"The last project could not be reopened: {error}", icon=":material/warning:")
+
+
+def show_unreadable(store: AnnotationStore) -> None:
+    """The files of the dataset folder that were left out, each with its reason (kept in the
+    project file, so they are listed again after a reload or when the project is continued)."""
+    if not store.unreadable:
+        return
+    count = len(store.unreadable)
+    files = "file was" if count == 1 else "files were"
+    st.warning(
+        f"{count} {files} left out of {Path(store.dataset or store.path).name}: the other "
+        f"{len(store.project.docs)} opened. Fix or convert them, then open the folder as a new project.",
+        icon=":material/warning:",
+    )
+    with st.expander(f"Files left out ({count})", expanded=count <= 10):
+        rows = [{"file": u.name, "reason": plain_reason(u.reason)} for u in store.unreadable]
+        st.table(pd.DataFrame(rows))

@@ -8,10 +8,12 @@ on the page, never a traceback, and leaves the saved file as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from app import paths
 from app.rendering import Mark
 from ner.annotation import AnnotatedDoc, AnnotationError, AnnotationStore, Project, add_span
 from ner.annotation.tokens import word_bounds
@@ -19,6 +21,7 @@ from ner.annotation.tokens import word_bounds
 STORE = "annotate_store"
 MESSAGE = "annotate_message"
 LABEL = "annotate_label"
+PROJECT = "project"  # the query parameter that names the open project
 
 
 def current() -> AnnotationStore | None:
@@ -28,14 +31,29 @@ def current() -> AnnotationStore | None:
 def use(store: AnnotationStore, note: str | None = None) -> None:
     """Make ``store`` the open project (and remember it in the URL, so a reload reopens it)."""
     st.session_state[STORE] = store
-    st.query_params["project"] = str(store.path)
+    remember(store)
     if note:
         flash("success", note)
 
 
+def remember(store: AnnotationStore) -> None:
+    """Name the open project in the URL (``?project=docs.annotations.json``), on every run of the
+    page: going to another page drops the query, and a reload after coming back must still find
+    the project. The name is relative to the data folder, which is where it is looked up."""
+    name = url_name(store.path)
+    if st.query_params.get(PROJECT) != name:
+        st.query_params[PROJECT] = name
+
+
+def url_name(path: Path) -> str:
+    """``path`` relative to the data folder (projects live there), else in full."""
+    folder = paths.data_folder()
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+
 def close() -> None:
     st.session_state.pop(STORE, None)
-    st.query_params.pop("project", None)
+    st.query_params.pop(PROJECT, None)
 
 
 def flash(kind: str, text: str) -> None:

@@ -15,6 +15,8 @@ store = session.current()
 if store is None:
     opening.open_panel()
 else:
+    session.remember(store)  # in the URL again after a visit to another page: a reload reopens it
+    opening.show_unreadable(store)
     sidebar.show(store)
     editing.navigation(store)
     editing.document(store)

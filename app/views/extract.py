@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app import widgets
-from app.extraction import MAX_UPLOAD_BYTES, UPLOAD_TYPES, above_threshold, extract, read_upload
+from app.extraction import (
+    MAX_UPLOAD_BYTES,
+    PASTED,
+    UPLOAD_TYPES,
+    above_threshold,
+    download_name,
+    extract,
+    read_upload,
+)
 from app.pipelines import load
 from app.rendering import Mark, highlight_html, legend_html, relation_graph, relation_rows
 from ner.batch.sources import SourceText
@@ -29,7 +36,7 @@ def read_input(mode: str, text: str, upload, text_field: str) -> None:
     documents, problems = [], []
     if mode == PASTE:
         if text.strip():
-            documents = [SourceText("pasted text", text)]
+            documents = [SourceText(PASTED, text)]
         else:
             problems = ["The text is empty: paste some text, then press Extract."]
     elif upload is None:
@@ -90,7 +97,7 @@ def show_result(doc: SourceText, info, threshold: float) -> None:
     download.download_button(
         "Download JSON",
         data=json.dumps(shown, ensure_ascii=False) + "\n",
-        file_name=f"{Path(doc.source).stem or 'text'}.extraction.jsonl",
+        file_name=download_name(doc),
         mime="application/json",
         icon=":material/download:",
         help="This result as one record of `ner extract`'s JSONL; the Annotate page opens it.",

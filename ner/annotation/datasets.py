@@ -10,7 +10,9 @@ naming the file and, where there is one, the line.
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from spacy.language import Language
 
-from ner.annotation.files import read_text
+from ner.annotation.files import Unreadable, read_folder, read_text
 from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span, check_doc
 from ner.annotation.tokens import snap
 from ner.batch.records import doc_record, pipeline_info
@@ -32,6 +34,7 @@ from ner.pipeline import extractor_model
 FORMATS = ("jsonl", "spert_json", "text", "conll", *COLUMN_FORMATS)
 _TAG = re.compile(r"O|[BI](-\S+)?")
 _SNIFF_LINES = 50
+logger = logging.getLogger(__name__)
 
 
 def load_dataset(
@@ -44,7 +47,8 @@ def load_dataset(
     name: str | None = None,
     entity_type: str | None = None,
 ) -> Project:
-    """A project from ``path`` (a file, or a folder of ``.txt`` files, one document each).
+    """A project from ``path`` (a file, or a folder of ``.txt`` and ``.md`` files read recursively,
+    one document each; files left out are logged, :func:`load_folder` returns them).
 
     ``format`` is ``"auto"`` (by suffix, and for other files by looking at the lines) or one of
     :data:`FORMATS`: ``"conll"`` is any token-then-tag column file; the column presets of
@@ -58,7 +62,10 @@ def load_dataset(
     if path.is_dir():
         if format not in ("auto", "text"):
             raise AnnotationError(f"{path.name} is a folder: only folders of .txt files can be loaded")
-        docs = _text_folder(path, max_bytes)
+        project, unreadable = load_folder(path, max_bytes=max_bytes, lang=lang, name=name)
+        for file in unreadable:
+            logger.warning("%s: left out: %s", file.name, file.reason)
+        return project
     else:
         text = read_text(path, max_bytes)
         format = _detect(path, text) if format == "auto" else format
@@ -132,11 +139,26 @@ def _sniff_columns(text: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------- readers
-def _text_folder(folder: Path, max_bytes: int | None) -> list[AnnotatedDoc]:
-    files = sorted(folder.glob("*.txt"))
-    if not files:
-        raise AnnotationError(f"{folder.name}: no .txt files in the folder")
-    return [AnnotatedDoc(file.name, read_text(file, max_bytes), source=str(file)) for file in files]
+def load_folder(
+    folder: str | Path,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    lang: str = "en",
+    name: str | None = None,
+    check: Callable[[Path], Path] | None = None,
+) -> tuple[Project, list[Unreadable]]:
+    """A project of the text files under ``folder`` (recursively, one document each, named by
+    their relative path), and the files left out with their reasons: one bad file never stops the
+    others. ``check`` vets each file before it is read (:func:`ner.annotation.files.read_folder`).
+    :class:`AnnotationError` only when no file can be used, with the reasons."""
+    folder = Path(folder)
+    found = read_folder(folder, max_bytes, check)
+    if not found.docs:
+        reasons = "; ".join(f"{u.name}: {u.reason}" for u in found.unreadable[:5])
+        more = f" (and {len(found.unreadable) - 5} more)" if len(found.unreadable) > 5 else ""
+        why = f" ({reasons}{more})" if reasons else ""
+        raise AnnotationError(f"{folder.name}: no .txt files in the folder could be read{why}")
+    return _project(found.docs, name or folder.stem, lang), found.unreadable
 
 
 def _columns(path: Path, preset: str, entity_type: str | None) -> list[AnnotatedDoc]:
