@@ -360,3 +360,12 @@ def test_without_a_data_dir_the_data_folder_is_annotations_in_the_working_direct
     at = open_path(annotate_page(), "docs.jsonl")
     assert not at.exception and not at.error
     assert projects.project_path(inside, work / "annotations").is_file()
+
+
+def test_train_from_the_sidebar_opens_the_models_page_with_the_project_chosen(dataset, workdir):
+    at = open_path(annotate_page(), dataset)
+    assert not at.exception
+    at = button(at, "Train a model on this project").click().run()
+    assert not at.exception
+    picked = at.selectbox(key="train_project_pick")
+    assert Path(str(picked.value)) == project_file(dataset)

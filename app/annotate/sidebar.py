@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import paths
-from app.annotate import session
+from app.annotate import session, training_panel
 from app.rendering import legend_html
 from ner.annotation import AnnotationError, AnnotationStore, Project, add_label, export_bytes
 from ner.annotation.edits import set_overlaps
@@ -33,6 +33,10 @@ def show(store: AnnotationStore) -> None:
         st.progress(done / total if total else 0.0, text=f"{done} of {total} documents done")
         labels(store)
         exports(store)
+        if st.button("Train a model on this project", icon=":material/model_training:", width="stretch"):
+            st.session_state[training_panel.PROJECT_KEY] = str(store.path)
+            st.session_state.pop("train_project_pick", None)
+            st.switch_page("views/models.py")
         st.button("Close project", icon=":material/close:", on_click=session.close, width="stretch")
 
 
