@@ -44,6 +44,12 @@ class EncoderSettings(_Strict):
     )
 
 
+#: How ``init_from`` adds heads to a trained pipeline (see ``TrainingSettings.add_head_strategy``); the
+#: default is chosen by measurement (BENCHMARKS.md), so changing it is this one line.
+DEFAULT_ADD_HEAD_STRATEGY = "fine_tune"
+AddHeadStrategy = Literal["fine_tune", "frozen_encoder", "rehearsal", "distill", "branch"]
+
+
 class TrainingSettings(_Strict):
     """Optimisation settings; the defaults are SpERT's."""
 
@@ -84,6 +90,28 @@ class TrainingSettings(_Strict):
         "document's text with the tokenizer of the pipeline being trained (export.lang) and aligns the "
         "gold spans to its tokens, so the model learns on what nlp(text) gives it (ner.alignment); "
         "'corpus' keeps the corpus's own tokens (the papers' protocol, to reproduce earlier runs)",
+    )
+    add_head_strategy: AddHeadStrategy = Field(
+        DEFAULT_ADD_HEAD_STRATEGY,
+        description="with init_from, how new heads are added without damaging the pipeline's other heads "
+        "(those this run does not train): 'fine_tune' (the shared encoder learns the new task; the "
+        "old heads' weights stay but the features they read move), 'frozen_encoder' (only the new "
+        "heads train: the old heads' outputs stay exactly the same), 'rehearsal' (the old heads keep "
+        "training on their own data, from the files the pipeline's task records name; heads whose "
+        "files are missing are distilled instead), 'distill' (learning without forgetting: the old "
+        "heads' outputs on the new data are kept close to a frozen copy's by a distillation loss; no "
+        "old data needed), 'branch' (each new head gets its own copy of the top branch_layers encoder "
+        "layers; the shared encoder is frozen, so old heads' outputs stay exactly the same; inference "
+        "costs one shared pass plus branch_layers layers per new head). Ignored without init_from",
+    )
+    distill_weight: float = Field(
+        1.0, ge=0, description="weight of the distillation loss against the new task's loss ('distill')"
+    )
+    distill_temperature: float = Field(
+        2.0, gt=0, description="softmax temperature of the distillation loss ('distill')"
+    )
+    branch_layers: int = Field(
+        2, ge=1, description="top encoder layers each new head gets its own copy of ('branch')"
     )
 
 

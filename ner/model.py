@@ -21,6 +21,11 @@ as ``a``. (Computing the differences again would not: ``(base + d) - base`` is n
 floating point, and the copy drifted by up to 1.5e-8 per weight, enough to move scores in their
 7th digit.)
 
+A head may read a *branch* (:mod:`ner.branches`): its own copy of the encoder's top layers, saved
+under ``branches.<head>.`` in the same safetensors file (full fp32 whatever the storage, hashed like
+every other weight) and listed in ``model.json`` under ``branches``. Such a model is format 3, so a
+version that knows no branches refuses it instead of decoding that head on the trunk.
+
 Every file written is recorded with its SHA-256 in ``model.json`` (``integrity``), and ``model.json``
 records the hash of its own content, so a damaged or edited weights file, tokenizer or config fails
 at load naming the file (see :mod:`ner.integrity` for what this does and does not guard against).
@@ -41,8 +46,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ner.branches import Branch, encode_with_branches
 from ner.documents import Entity, Relation, RelationType, Schema
-from ner.encoder import Encoder, resolve_encoder
+from ner.encoder import Encoder, Encoding, PieceBatch, resolve_encoder
 from ner.heads import build_head, parse_head_config
 from ner.integrity import IntegrityError, check_files, files_under, hash_files, json_sha256, sha256_file
 from ner.schedule import length_batches
@@ -52,6 +58,8 @@ logger = logging.getLogger(__name__)
 #: 2 adds the ``integrity`` manifest, required from then on; 1 (no hashes) still loads, with a warning
 FORMAT_VERSION = 2
 LEGACY_FORMAT = 1
+#: what a model with branched heads is saved as (format 2 plus ``branches``); others stay format 2
+BRANCH_FORMAT = 3
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "model.json"
 INTEGRITY = "integrity"
@@ -84,6 +92,8 @@ class ExtractionModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
+        #: head name -> its own copy of the encoder's top layers (:mod:`ner.branches`); most heads have none
+        self.branches = nn.ModuleDict()
         self.encoder_name = encoder_name
         #: ``(dtype, tensors)``: the encoder differences a ``delta`` model was loaded from, kept to save
         #: an unchanged copy bit-identically (:meth:`_loaded_delta`); None for any other model
@@ -97,6 +107,21 @@ class ExtractionModel(nn.Module):
             for name, (config, schema) in head_specs.items()
         }
         return cls(encoder, heads, encoder_name)
+
+    def add_branch(self, head: str, layers: int) -> Branch:
+        """Give ``head`` its own copy of the encoder's top ``layers`` layers, as they are now."""
+        if head not in self.heads:
+            raise ValueError(f"no head {head!r} to branch; heads: {list(self.heads)}")
+        self.branches[head] = Branch.from_encoder(self.encoder, layers)
+        return self.branches[head]
+
+    def encode(self, pieces: PieceBatch, heads: Sequence[str] | None = None) -> dict[str, Encoding]:
+        """The :class:`Encoding` each of ``heads`` (default: all) reads: one pass of the shared
+        encoder, plus the top layers of each branch those heads need, once each."""
+        names = list(self.heads) if heads is None else list(heads)
+        needed = {name: self.branches[name] for name in names if name in self.branches}
+        trunk, branched = encode_with_branches(self.encoder, needed, pieces)
+        return {name: branched.get(name, trunk) for name in names}
 
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
@@ -120,9 +145,9 @@ class ExtractionModel(nn.Module):
         results: list[dict[str, HeadOutput]] = [{name: ([], []) for name in names} for _ in docs]
         try:
             for batch in length_batches([len(d) for d in docs], batch_size, max_batch_words):
-                encoding = self.encoder(self.encoder.tokenize([docs[i] for i in batch]))
+                encodings = self.encode(self.encoder.tokenize([docs[i] for i in batch]), names)
                 for name in names:
-                    for i, output in zip(batch, self.heads[name].decode(encoding)):
+                    for i, output in zip(batch, self.heads[name].decode(encodings[name])):
                         results[i][name] = output
         finally:
             self.train(was_training)
@@ -136,6 +161,9 @@ class ExtractionModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"heads.{k}": v.detach().float().contiguous() for k, v in self.heads.state_dict().items()}
+        tensors.update(
+            {f"branches.{k}": v.detach().float().contiguous() for k, v in self.branches.state_dict().items()}
+        )
         encoder_state = self.encoder.transformer.state_dict()
         weights: dict = {"storage": storage}
         if storage == "delta":
@@ -149,7 +177,7 @@ class ExtractionModel(nn.Module):
             tensors.update({f"encoder.{k}": v.detach().contiguous() for k, v in encoder_state.items()})
             self.encoder.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
         config = {
-            "format_version": FORMAT_VERSION,
+            "format_version": BRANCH_FORMAT if len(self.branches) else FORMAT_VERSION,
             "encoder": {
                 "name": self.encoder_name,
                 "config": self.encoder.transformer.config.to_diff_dict(),
@@ -162,6 +190,11 @@ class ExtractionModel(nn.Module):
             },
             "weights": weights,
         }
+        if len(self.branches):
+            config["branches"] = {
+                name: {"start": branch.start, "layers": len(branch.layers)}
+                for name, branch in self.branches.items()
+            }
         save_file(tensors, str(directory / WEIGHTS_FILE))
         files = [WEIGHTS_FILE] + (files_under(directory, TOKENIZER_DIR) if storage == "full" else [])
         config[INTEGRITY] = {"algorithm": "sha256", "files": hash_files(directory, files)}
@@ -181,7 +214,7 @@ class ExtractionModel(nn.Module):
         """
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("format_version") not in (LEGACY_FORMAT, FORMAT_VERSION):
+        if config.get("format_version") not in (LEGACY_FORMAT, FORMAT_VERSION, BRANCH_FORMAT):
             raise ValueError(f"{directory}: unsupported model format {config.get('format_version')!r}")
         _verify(directory, config)
         tensors = load_file(str(directory / WEIGHTS_FILE))
@@ -194,7 +227,7 @@ class ExtractionModel(nn.Module):
             if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
                 encoder.keep_layers(depth)
             state = _apply_delta(encoder.transformer.state_dict(), tensors)
-            stored_delta = {k: v for k, v in tensors.items() if not k.startswith("heads.")}
+            stored_delta = {k: v for k, v in tensors.items() if not k.startswith(("heads.", "branches."))}
         else:
             encoder = Encoder.from_config(enc["config"], str(directory / TOKENIZER_DIR), **options)
             state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
@@ -206,6 +239,7 @@ class ExtractionModel(nn.Module):
         model.heads.load_state_dict(
             {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         )
+        _load_branches(model, config.get("branches", {}), tensors, directory)
         if config["weights"]["storage"] == "delta":
             model.stored_delta = (config["weights"].get("dtype", "float16"), stored_delta)
         return model.eval()
@@ -221,6 +255,21 @@ class ExtractionModel(nn.Module):
         if all(torch.equal(restored[name], value.detach().cpu()) for name, value in state.items()):
             return stored
         return None
+
+
+def _load_branches(model: ExtractionModel, specs: dict, tensors: dict, directory: Path) -> None:
+    """Rebuild each recorded branch on the loaded encoder, then load its saved weights."""
+    for head, spec in specs.items():
+        branch = model.add_branch(head, spec["layers"])
+        if branch.start != spec["start"]:
+            raise ValueError(
+                f"{directory}: the branch of head {head!r} starts at layer {spec['start']}, but its "
+                f"{spec['layers']} layers on this {len(model.encoder.layers)}-layer encoder start at "
+                f"{branch.start}"
+            )
+    model.branches.load_state_dict(
+        {k[len("branches.") :]: v for k, v in tensors.items() if k.startswith("branches.")}
+    )
 
 
 def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:

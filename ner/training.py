@@ -6,7 +6,9 @@ head alone. The best epoch (by the mean over tasks of dev typed-relation F1 for 
 entity F1 for taggers, then mean entity F1) is written as a spaCy pipeline as soon as it is
 reached, so a run that is stopped still leaves its best model; ``metrics.json`` records every epoch.
 ``init_from`` continues from a trained pipeline: its heads are kept, new tasks add heads, and the
-dev F1 of the heads it already had is reported before and after.
+dev F1 of the heads it already had is reported before and after (with a warning naming a head that
+lost more than a point); ``training.add_head_strategy`` says how those heads are protected
+(:mod:`ner.add_strategies`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +27,12 @@ from spacy.language import Language
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from ner.add_strategies import Addition, old_head_changes, plan_addition
 from ner.alignment import Tokenizer
 from ner.config import ConfigError, TrainConfig
 from ner.corpora import CorpusError
 from ner.encoder import OFFLINE_ENCODERS, Encoder
-from ner.evaluation import evaluate_model, evaluate_recorded_tasks, primary_score
+from ner.evaluation import Evaluation, evaluate_model, evaluate_pipeline, primary_score
 from ner.heads import build_head
 from ner.metrics import Scores
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
@@ -156,11 +159,14 @@ def prepare_tasks(config: TrainConfig, root: Path, model: ExtractionModel) -> li
     return tasks
 
 
-def monitored_tasks(records: list[dict], config: TrainConfig, root: Path, model) -> list[TaskData]:
+def monitored_tasks(
+    records: list[dict], config: TrainConfig, root: Path, model, loaded: Sequence[str] = ()
+) -> list[TaskData]:
     """Dev sets of heads inherited from ``init_from`` that this run does not train, found through the
-    task records saved in the pipeline (paths relative to the data root). Heads whose dev file is
-    not there are skipped with a warning."""
-    trained = {task.name for task in config.tasks}
+    task records saved in the pipeline (paths relative to the data root); ``loaded``: tasks whose
+    data is already loaded (rehearsal), left out. Heads whose dev file is not there are skipped
+    with a warning."""
+    trained = {task.name for task in config.tasks} | set(loaded)
     tokenizer = training_tokenizer(config)
     monitored = []
     for record in records:
@@ -222,18 +228,6 @@ def _as_dict(scores: dict[str, dict[str, Scores]]) -> dict:
     return {task: {name: s.as_dict() for name, s in by_name.items()} for task, by_name in scores.items()}
 
 
-def _f1_changes(before: dict, after: dict) -> dict:
-    """Entity micro F1 of each monitored head before and after this run."""
-    return {
-        name: {
-            "before": before[name]["entities"].micro.f1,
-            "after": after[name]["entities"].micro.f1,
-            "change": after[name]["entities"].micro.f1 - before[name]["entities"].micro.f1,
-        }
-        for name in before
-    }
-
-
 StepHook = Callable[[str, ExtractionModel], None]
 
 
@@ -261,16 +255,24 @@ def train(
     model, inherited = build_model(config)
     old_heads = set(model.heads)
     tasks = prepare_tasks(config, root, model)
-    monitored = monitored_tasks(inherited, config, root, model) + [d for d in tasks if d.name in old_heads]
     try:
         if config.encoder.num_layers is not None:
+            if len(model.branches):
+                raise ValueError("num_layers cannot cut the encoder of a pipeline with branched heads")
             model.encoder.keep_layers(config.encoder.num_layers)
         model.encoder.freeze(config.encoder.freeze_word_embeddings, config.encoder.freeze_layers)
     except ValueError as error:
         raise ConfigError(f"encoder {config.encoder.name!r}: {error}") from error
+    addition = _plan_addition(config, root, model, inherited, old_heads)
+    tasks += addition.rehearsed
+    rehearsed = [d.name for d in addition.rehearsed]
+    monitored = monitored_tasks(inherited, config, root, model, rehearsed)
+    monitored += [d for d in tasks if d.name in old_heads]
     check_output(output)
     before = evaluate_tasks(model, monitored, "dev", t.eval_batch_size) if monitored else {}
     alignment = {"alignment": alignment_reports(tasks + monitored)}
+    if config.init_from is not None:
+        alignment["add_head"] = addition.report()
     records = _task_records(inherited, config)
     rng = random.Random(t.seed)
     sizes = {d.name: d.task.batch_size or t.batch_size for d in tasks}
@@ -283,6 +285,7 @@ def train(
     history, best = [], None
     for epoch in range(1, t.epochs + 1):
         model.train()
+        addition.set_modes(model)
         started, total_loss, total_words = time.perf_counter(), 0.0, 0
         per_task = epoch_batches(tasks, sizes, t.max_batch_words, rng)
         schedule = epoch_schedule(per_task, t.sampling, rng, t.temperature)
@@ -290,8 +293,12 @@ def train(
         for task, batch in bar:
             head = model.heads[task]
             targets = head.targets(batch, rng)
-            encoding = model.encoder(model.encoder.tokenize([doc.words for doc in batch]))
-            loss = head.loss(encoding, targets)
+            pieces = model.encoder.tokenize([doc.words for doc in batch])
+            encodings = model.encode(pieces, addition.heads_for(task))
+            loss = head.loss(encodings[task], targets)
+            extra = addition.extra_loss(model, task, pieces, encodings)
+            if extra is not None:
+                loss = loss + extra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if on_step is not None:
@@ -324,30 +331,41 @@ def train(
     best_model = extractor_model(saved)
     if monitored:
         after = evaluate_tasks(best_model, monitored, "dev", t.eval_batch_size)
-        result["old_heads_dev_f1"] = _f1_changes(before, after)
-        for name, change in result["old_heads_dev_f1"].items():
-            logger.info(
-                "old head %s: dev F1 %.2f -> %.2f (%+.2f)",
-                name,
-                change["before"],
-                change["after"],
-                change["change"],
-            )
+        result["old_heads_dev_f1"] = old_head_changes(before, after)  # logged, with warnings
     test = evaluate_tasks(best_model, tasks, "test", t.eval_batch_size)
     if test:
-        result["test_raw_text"] = raw_text_test_scores(saved, root, set(test), t.eval_batch_size)
+        tested = [data for data in tasks if data.name in test]
+        result["test_raw_text"] = raw_text_test_scores(saved, root, tested, t.eval_batch_size)
         result["test"] = _as_dict(test)
     result["wall_seconds"] = round(time.perf_counter() - run_started, 1)  # loading to test scores
     _write_metrics(output, config, result)
     return result
 
 
-def raw_text_test_scores(nlp: Language, root: Path, heads: set[str], batch_size: int) -> dict:
+def _plan_addition(
+    config: TrainConfig, root: Path, model: ExtractionModel, inherited: list[dict], loaded: set[str]
+) -> Addition:
+    """:func:`plan_addition`, with a setting it cannot apply reported as a :class:`ConfigError`."""
+    try:
+        return plan_addition(config, root, model, inherited, loaded, training_tokenizer(config))
+    except ValueError as error:
+        strategy = config.training.add_head_strategy
+        raise ConfigError(f"training.add_head_strategy = {strategy!r}: {error}") from error
+
+
+def raw_text_test_scores(nlp: Language, root: Path, tasks: list[TaskData], batch_size: int) -> dict:
     """Each trained head's test split under the raw-text protocol, on ``nlp``, the saved pipeline
     loaded as a user loads it: what ``nlp(text)`` gives, the headline figure. (``test`` is scored on
-    the pipeline's tokens given directly, or on the corpus's with ``tokenization = "corpus"``.)"""
-    evaluation = evaluate_recorded_tasks(nlp, root, "test", batch_size, protocols=("raw",))
-    return {head: scores for head, scores in evaluation.as_dict()["raw"].items() if head in heads}
+    the pipeline's tokens given directly, or on the corpus's with ``tokenization = "corpus"``.)
+
+    The gold is read as ``ner evaluate`` reads it, but only for ``tasks``: the heads a pipeline
+    inherited and this run did not train may have no data here (their scores are not this run's)."""
+    evaluation = Evaluation()
+    for data in tasks:
+        if data.task.test is not None:
+            gold = TaskData(data.task, root, splits=("test",), schema=data.schema)
+            evaluate_pipeline(nlp, gold.test, data.name, ("raw",), batch_size, into=evaluation)
+    return evaluation.as_dict().get("raw", {})
 
 
 def _task_records(inherited: list[dict], config: TrainConfig) -> list[dict]:
