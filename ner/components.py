@@ -356,7 +356,10 @@ class Extractor:
             compact_word_embeddings(
                 encoder.transformer, encoder.tokenizer, self.embedding_dtype, self.vocab_rows, self.language
             )
-        use_backend(encoder, self.backend, self.onnx_quantize, release=self.backend == "onnx")
+        # a branched head runs its own copies of the top layers on the torch layers below them
+        # (ner/branches.py), so those layers stay loaded
+        release = self.backend == "onnx" and not len(model.branches)
+        use_backend(encoder, self.backend, self.onnx_quantize, release=release)
         self._model = model
 
     def _slimmed(self) -> bool:

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import spacy
 import torch
 
 from ner.add_strategies import MAX_OLD_HEAD_DROP, old_head_changes
@@ -25,6 +26,7 @@ from ner.documents import Document
 from ner.integrity import IntegrityError
 from ner.metrics import PRF, Scores
 from ner.model import BRANCH_FORMAT, CONFIG_FILE, ExtractionModel
+from ner.pipeline import blank_pipeline
 from ner.tasks import read_split
 from ner.training import train
 from tests.conftest import SCHEMA, tiny_encoder
@@ -264,3 +266,18 @@ def test_the_strategy_is_a_validated_setting_whose_default_is_one_constant(tmp_p
     assert TrainingSettings().add_head_strategy == DEFAULT_ADD_HEAD_STRATEGY
     with pytest.raises(ConfigError, match="add_head_strategy"):
         load_config(CONFIG, {"training.add_head_strategy": "forget"})
+
+
+def test_a_branched_pipeline_with_the_onnx_backend_keeps_its_torch_layers(tmp_path, monkeypatch):
+    """A branch runs on the torch layers below it, so loading with ``backend = "onnx"`` must not
+    release them: the branched head would fail."""
+    monkeypatch.setenv("NER_CACHE_DIR", str(tmp_path / "cache"))
+    model = _branched_model()
+    nlp = blank_pipeline("en")
+    nlp.add_pipe("ner_extractor", config={"backend": "onnx"}).model = model
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    encoder = loaded.get_pipe("ner_extractor").model.encoder
+    assert not encoder.layers_released
+    docs = list(loaded.pipe(["BRCA1 binds p53 .", "cisplatin"]))
+    assert all(set(doc.spans) >= {"trunk", "left", "right"} for doc in docs)
