@@ -108,7 +108,8 @@ def train(
     for name, change in result.get("old_heads_dev_f1", {}).items():
         before, after, delta = change["before"], change["after"], change["change"]
         typer.echo(f"old head {name}: dev F1 {before:.2f} -> {after:.2f} ({delta:+.2f})")
-    for key, protocol in (("test_raw_text", "raw text"), ("test", "tokens")):
+    given = f"{settings.training.tokenization} tokens"  # the tokens the test documents were given as
+    for key, protocol in (("test_raw_text", "raw text"), ("test", given)):
         for task, scores in result.get(key, {}).items():
             figures = ", ".join(f"{k} {v['micro']['f1']:.2f}" for k, v in scores.items() if "micro" in v)
             typer.echo(f"{task} test micro F1 ({protocol}): {figures}")

@@ -125,7 +125,7 @@ def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
     result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
     assert result.exit_code == 0, result.output
     assert "genes test micro F1 (raw text): entities" in result.output and "chemicals test" in result.output
-    assert "genes test micro F1 (tokens): entities" in result.output
+    assert "genes test micro F1 (pipeline tokens): entities" in result.output
     return output
 
 

@@ -20,7 +20,7 @@ def test_metrics_hold_the_raw_text_test_scores_of_the_saved_pipeline(tmp_path, t
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     raw_line = next(i for i, line in enumerate(lines) if "test micro F1 (raw text)" in line)
-    tokens_line = next(i for i, line in enumerate(lines) if "test micro F1 (tokens)" in line)
+    tokens_line = next(i for i, line in enumerate(lines) if "test micro F1 (pipeline tokens)" in line)
     assert raw_line < tokens_line, "raw text is the headline, printed first"
     metrics = json.loads((output / "metrics.json").read_text())
     assert list(metrics).index("test_raw_text") < list(metrics).index("test")
