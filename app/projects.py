@@ -23,7 +23,6 @@ from ner.annotation.datasets import load_folder
 from ner.annotation.files import Unreadable
 from ner.annotation.store import SUFFIX
 from ner.files import write_atomic
-from ner.pipeline import extractor_model
 
 
 def project_path(dataset: Path, folder: Path) -> Path:
@@ -63,17 +62,9 @@ def open_dataset(
     else:
         project = load_dataset(dataset, format, text_field=text_field, lang=lang)
     if nlp is not None:
-        preannotate(project, nlp)
-        for head in extractor_model(nlp).heads.values():
-            schema = head.schema
-            _extend(project.entity_labels, schema.entity_labels)
-            _extend(project.relation_labels, [r.label for r in schema.relation_types])
+        preannotate(project, nlp)  # which also offers the pipeline's labels, in its order
     path.parent.mkdir(parents=True, exist_ok=True)
     return AnnotationStore.create(path, project, dataset=dataset, unreadable=unreadable), False
-
-
-def _extend(labels: list[str], more) -> None:
-    labels.extend(label for label in more if label not in labels)
 
 
 def save_upload(name: str, data: bytes, folder: Path) -> Path:

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ner.annotation import AnnotationError, Span, load_dataset, preannotate, project_from_texts
+from ner.annotation.edits import resolved
+from ner.annotation.export import export_bytes
 from ner.annotation.model import check_doc
 from ner.corpora import read_corpus, read_spert_json
 from ner.pipeline import build_pipeline
@@ -57,7 +59,7 @@ def test_extraction_jsonl_becomes_suggestions(tmp_path):
     ]
     assert doc.meta["pipeline"] == RECORD["pipeline"] and "text" not in doc.meta
     assert project.docs[1].id == "plain" and project.docs[1].spans == []
-    assert (project.entity_labels, project.relation_labels) == (["Peop", "Org", "Loc"], ["Work_For"])
+    assert (project.entity_labels, project.relation_labels) == (["Loc", "Org", "Peop"], ["Work_For"])
 
 
 def test_jsonl_with_another_text_field(tmp_path):
@@ -288,6 +290,56 @@ def test_preannotate_adds_suggestions_with_heads_and_exact_offsets(nlp):
     project.docs[0].spans.clear()  # all suggestions rejected: not suggested again
     assert preannotate(project, nlp) == 0
     assert project.docs[1:] == before[1:]
+
+
+def labelled(order: list[tuple[str, str]]) -> bytes:
+    """One JSONL record per ``(entity label, relation label)``, in this order of first appearance."""
+    lines = []
+    for entity, relation in order:
+        entities = [{"start": 0, "end": 4, "label": entity}, {"start": 5, "end": 9, "label": "Peop"}]
+        lines.append(json.dumps({"text": "Anna Bell", "entities": entities, "relations": [
+            {"head": 0, "tail": 1, "label": relation}
+        ]}))  # fmt: skip
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_the_same_labels_in_another_order_of_appearance_are_stored_and_exported_alike(tmp_path, nlp):
+    order = [("Org", "Work_For"), ("Misc", "Kill"), ("Loc", "Live_In")]
+    first = load_dataset(write(tmp_path / "a.jsonl", labelled(order)))
+    second = load_dataset(write(tmp_path / "b.jsonl", labelled(order[::-1])))
+    assert (
+        first.entity_labels == second.entity_labels == ["Loc", "Misc", "Org", "Peop"]
+    )  # no pipeline: sorted
+    assert first.relation_labels == second.relation_labels == ["Kill", "Live_In", "Work_For"]
+    types = [export_bytes(project, "spert_types") for project in (first, second)]
+    assert types[0] == types[1]
+    for project in (first, second):  # a pipeline's declared labels first, in its order; the rest sorted
+        preannotate(project, nlp)
+        assert project.entity_labels == ["Peop", "Org", "Loc", "Other", "Misc"]
+        assert project.relation_labels == ["Work_For", "Live_In", "OrgBased_In", "Located_In", "Kill"]
+    assert export_bytes(first, "spert_types") == export_bytes(second, "spert_types")
+
+
+def test_preannotate_records_what_the_pipeline_put_in_doc_ents_and_the_view_follows_it(nlp):
+    component = nlp.get_pipe("ner_extractor")
+    text = "Leonardo DiCaprio starred in Inception. He lives in Los Angeles, California, with Kate Winslet."
+    for rule in ("length", "score"):
+        component.ents_merge = rule  # "length" chooses otherwise than the score rule resolved() redoes
+        try:
+            project = project_from_texts([("a", text)])
+            preannotate(project, nlp)
+            ents = {(e.start_char, e.end_char, e.label_) for e in nlp(text).ents}
+        finally:
+            component.ents_merge = "score"
+        doc = project.docs[0]
+        assert ents and all(span.ent is not None for span in doc.spans)
+        assert {(s.start, s.end, s.label) for s in doc.spans if s.ent} == ents
+        assert {(doc.spans[i].start, doc.spans[i].end, doc.spans[i].label) for i in resolved(doc)} == ents
+        unrecorded = copy.deepcopy(doc)  # a project saved before the record: the score rule again
+        for span in unrecorded.spans:
+            span.ent = None
+        if rule == "length":
+            assert resolved(unrecorded) != resolved(doc), "the tiny model's overlaps tell the rules apart"
 
 
 def test_preannotate_needs_one_of_our_pipelines():

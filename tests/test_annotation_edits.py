@@ -307,6 +307,18 @@ def test_resolved_keeps_one_of_each_overlapping_group_as_the_pipeline_does():
     assert [doc.span_text(i) for i in resolved(doc)] == ["Thomas", "Chisholm , Minn"]
 
 
+def test_resolved_follows_the_pipelines_recorded_doc_ents_where_there_is_a_record():
+    doc = overlapping_doc()  # by score the pipeline's rule picks "Composer Thomas", "Chisholm , Minn"
+    for span, in_ents in zip(doc.spans, [False, True, False, False, True]):  # as ents_merge="length"
+        span.ent = in_ents  # would not choose, but a pipeline may: the record is what it chose
+    assert [doc.span_text(i) for i in resolved(doc)] == ["Thomas", "Chisholm , Minn ."]
+    accept(doc, "span", 2)  # the annotator chose "Chisholm": its recorded variant is decided on
+    assert [doc.span_text(i) for i in resolved(doc)] == ["Thomas", "Chisholm"]
+    mixed = overlapping_doc()
+    mixed.spans[1].ent = True  # "Thomas" recorded; the others not: they are chosen by the rule
+    assert [mixed.span_text(i) for i in resolved(mixed)] == ["Thomas", "Chisholm , Minn"]
+
+
 def test_accept_all_leaves_overlapping_suggestions_and_says_why():
     doc = overlapping_doc()
     left = accept_all(doc)

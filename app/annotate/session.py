@@ -14,7 +14,6 @@ from typing import Any
 import streamlit as st
 
 from app import paths
-from app.rendering import Mark
 from ner.annotation import AnnotatedDoc, AnnotationError, AnnotationStore, Project, add_span
 from ner.annotation.tokens import word_bounds
 
@@ -103,18 +102,6 @@ def add_selected(doc: AnnotatedDoc, project: Project, start: int, end: int) -> N
 
 def add_labelled(doc: AnnotatedDoc, project: Project, start: int, end: int, label: str) -> None:
     act(add_span, doc, start, end, label, lang=project.lang)
-
-
-def marks(doc: AnnotatedDoc) -> list[Mark]:
-    return [
-        Mark(s.start, s.end, s.label, s.score, s.head, s.status == "suggested", index=i)
-        for i, s in enumerate(doc.spans)
-    ]
-
-
-def span_name(doc: AnnotatedDoc, index: int) -> str:
-    span = doc.spans[index]
-    return f"{doc.span_text(index)} ({span.label})"
 
 
 def status_line(score: float | None, head: str | None, status: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,15 @@ from pydantic import BaseModel, ValidationError
 from spacy.language import Language
 
 from ner.annotation.files import Unreadable, read_folder, read_text
-from ner.annotation.model import AnnotatedDoc, AnnotationError, Link, Project, Span, check_doc
+from ner.annotation.model import (
+    AnnotatedDoc,
+    AnnotationError,
+    Link,
+    Project,
+    Span,
+    check_doc,
+    label_order,
+)
 from ner.annotation.tokens import snap
 from ner.batch.records import doc_record, pipeline_info
 from ner.batch.sources import DEFAULT_MAX_BYTES, SourceText
@@ -100,19 +108,27 @@ def preannotate(project: Project, nlp: Language, batch_size: int = 32) -> int:
     not done and have never had suggestions; returns how many documents it annotated.
 
     A document counts as having had suggestions once a pipeline ran on it (``meta["pipeline"]``),
-    so documents whose suggestions were all rejected are not suggested to again.
+    so documents whose suggestions were all rejected are not suggested to again. Each suggestion
+    records whether the pipeline put it in ``doc.ents`` (:attr:`Span.ent`: what the app shows by
+    default), and the pipeline's labels join the project's, in its order (:func:`_collect_labels`).
     """
     try:
-        heads, info = list(extractor_model(nlp).heads), pipeline_info(nlp)
+        model, info = extractor_model(nlp), pipeline_info(nlp)
     except ValueError as error:  # not one of this package's pipelines
         raise AnnotationError(str(error)) from None
+    heads = list(model.heads)
+    declared = (
+        [label for head in model.heads.values() for label in head.schema.entity_labels],
+        [relation.label for head in model.heads.values() for relation in head.schema.relation_types],
+    )
     todo = [doc for doc in project.docs if not doc.done and "pipeline" not in doc.meta]
     todo = [doc for doc in todo if all(span.status == "accepted" for span in doc.spans)]
     for doc, parsed in zip(todo, nlp.pipe((doc.text for doc in todo), batch_size=batch_size)):
         record = doc_record(parsed, SourceText(doc.source or doc.id, doc.text), heads, info)
-        _add_suggestions(doc, _Record.model_validate(record), project.lang)
+        ents = {(ent.start_char, ent.end_char, ent.label_) for ent in parsed.ents}
+        _add_suggestions(doc, _Record.model_validate(record), project.lang, ents)
         doc.meta["pipeline"] = info
-    _collect_labels(project)
+    _collect_labels(project, *declared)
     return len(todo)
 
 
@@ -261,11 +277,14 @@ def _record_doc(record: Any, text_field: str, where: str, lang: str) -> Annotate
     return doc
 
 
-def _add_suggestions(doc: AnnotatedDoc, annotations: _Record, lang: str) -> None:
+def _add_suggestions(
+    doc: AnnotatedDoc, annotations: _Record, lang: str, ents: set[tuple[int, int, str]] | None = None
+) -> None:
     """Add a model's entities and relations as suggestions, snapped to tokens. An entity equal to a
     span already there (an annotation, or another head's identical proposal) is not repeated: its
-    relations point at the span already there."""
-    positions = [_suggest_span(doc, i, entity, lang) for i, entity in enumerate(annotations.entities)]
+    relations point at the span already there. ``ents`` (the pipeline's ``doc.ents``, as
+    ``(start, end, label)`` before snapping) marks each suggestion's :attr:`Span.ent`."""
+    positions = [_suggest_span(doc, i, entity, lang, ents) for i, entity in enumerate(annotations.entities)]
     for i, relation in enumerate(annotations.relations):
         if not (0 <= relation.head < len(positions) and 0 <= relation.tail < len(positions)):
             raise AnnotationError(f"relation {i} points outside the {len(positions)} entities")
@@ -274,16 +293,21 @@ def _add_suggestions(doc: AnnotatedDoc, annotations: _Record, lang: str) -> None
             doc.relations.append(Link(head, tail, relation.label, relation.score, "suggested"))
 
 
-def _suggest_span(doc: AnnotatedDoc, i: int, entity: _Entity, lang: str) -> int:
+def _suggest_span(
+    doc: AnnotatedDoc, i: int, entity: _Entity, lang: str, ents: set[tuple[int, int, str]] | None
+) -> int:
     """The index of the span for ``entity``: an identical span already there, or a new suggestion."""
     try:
         start, end = snap(doc.text, entity.start, entity.end, lang)
     except AnnotationError as error:
         raise AnnotationError(f"entity {i}: {error}") from None
+    ent = None if ents is None else (entity.start, entity.end, entity.label) in ents
     existing = doc.find_span(start, end, entity.label)
     if existing is not None:
+        if ent and doc.spans[existing].status == "suggested":  # another head's identical proposal
+            doc.spans[existing].ent = True
         return existing
-    doc.spans.append(Span(start, end, entity.label, entity.score, entity.head, "suggested"))
+    doc.spans.append(Span(start, end, entity.label, entity.score, entity.head, "suggested", ent))
     return len(doc.spans) - 1
 
 
@@ -300,9 +324,18 @@ def _project(docs: list[AnnotatedDoc], name: str, lang: str) -> Project:
     return project
 
 
-def _collect_labels(project: Project) -> None:
-    """Add the labels used in the documents to the project's label lists, in order of appearance."""
+def _collect_labels(project: Project, entities: Iterable[str] = (), relations: Iterable[str] = ()) -> None:
+    """Put the labels the documents use in the project's label lists, in an order that does not
+    depend on which document came first: a pipeline's declared labels (``entities``,
+    ``relations``: all of them, in its order), then every other label sorted (:func:`label_order`).
+    Two projects with the same labels so store, and export to ``types.json``, the same order."""
     spans = [span.label for doc in project.docs for span in doc.spans]
     links = [link.label for doc in project.docs for link in doc.relations]
-    project.entity_labels[:] = dict.fromkeys([*project.entity_labels, *spans])
-    project.relation_labels[:] = dict.fromkeys([*project.relation_labels, *links])
+    project.entity_labels[:] = _ordered(entities, [*project.entity_labels, *spans])
+    project.relation_labels[:] = _ordered(relations, [*project.relation_labels, *links])
+
+
+def _ordered(declared: Iterable[str], others: Iterable[str]) -> list[str]:
+    """``declared`` in its order, then the rest of ``others`` sorted, without repeats."""
+    first = list(dict.fromkeys(declared))
+    return first + [label for label in label_order(others) if label not in first]

@@ -11,8 +11,9 @@ suggestion the annotator otherwise confirms (adds again, relabels, links with a 
 accepted on the way, since that is what the annotator said.
 
 A model suggests every span it kept, overlapping variants included ("Chisholm", "Chisholm ,
-Minn"); :func:`resolved` is the one of each overlapping group the pipeline itself would put in
-``doc.ents``, which is what the app shows (and "Accept all" accepts) unless asked for the rest.
+Minn"); :func:`resolved` is the one of each overlapping group the pipeline itself put in
+``doc.ents`` (as recorded at pre-annotation, else chosen again by its rule), which is what the app
+shows (and "Accept all" accepts) unless asked for the rest.
 """
 
 from __future__ import annotations
@@ -148,14 +149,19 @@ def accept_all(
 
 
 def resolved(doc: AnnotatedDoc) -> list[int]:
-    """The indices of the accepted spans and of the suggestions that the pipeline would keep in
-    ``doc.ents`` beside them: of overlapping suggestions the best-scored (then the longest, then
-    the first) wins, as the extractor's ``ents_merge = "score"`` chooses, and a suggestion that
-    overlaps an accepted span is a variant the annotator has already decided on."""
+    """The indices of the accepted spans and of the suggestions the pipeline put in ``doc.ents``
+    beside them. Where pre-annotation recorded that (:attr:`Span.ent`), it is followed; for
+    suggestions without the record (read from a file, or a project saved before it was recorded)
+    the choice is redone: of overlapping ones the best-scored (then the longest, then the first)
+    wins, as the extractor's default ``ents_merge = "score"`` chooses. Either way a suggestion
+    that overlaps an accepted span is a variant the annotator has already decided on."""
     accepted = [i for i, span in enumerate(doc.spans) if span.status == "accepted"]
     suggested = [i for i, span in enumerate(doc.spans) if span.status == "suggested"]
-    chosen, _ = _non_overlapping(doc, accepted, suggested)
-    return sorted({*accepted, *chosen})
+    recorded = [i for i in suggested if doc.spans[i].ent]
+    kept, _ = _non_overlapping(doc, accepted, recorded)  # none overlap each other: only accepted ones
+    unknown = [i for i in suggested if doc.spans[i].ent is None]
+    chosen, _ = _non_overlapping(doc, [*accepted, *kept], unknown)
+    return sorted({*accepted, *kept, *chosen})
 
 
 def set_overlaps(project: Project, allowed: bool) -> None:

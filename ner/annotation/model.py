@@ -24,7 +24,12 @@ class AnnotationError(ValueError):
 @dataclass
 class Span:
     """An entity mention ``text[start:end]``. ``head`` names the model head that proposed it and
-    ``status="suggested"`` marks a proposal nobody has reviewed yet (never exported)."""
+    ``status="suggested"`` marks a proposal nobody has reviewed yet (never exported).
+
+    ``ent`` says whether the pipeline that suggested the span put it in its ``doc.ents`` (its own
+    choice among overlapping variants), recorded by :func:`~ner.annotation.datasets.preannotate`;
+    None where nobody recorded it: a span from a file or the annotator, or a project saved before
+    it was recorded."""
 
     start: int
     end: int
@@ -32,6 +37,7 @@ class Span:
     score: float | None = None
     head: str | None = None
     status: Status = "accepted"
+    ent: bool | None = None
 
 
 @dataclass
