@@ -57,7 +57,8 @@ def test_a_run_is_files_and_cancel_stops_its_whole_process_group(tmp_path, tiny_
     before = path.read_bytes()
     job = training_job.start(path, tmp_path, ProjectTraining(base=str(tiny_encoder_dir), epochs=500))
     pid = job.info["pid"]
-    assert job.state() == "running" and (job.folder / training_job.SNAPSHOT).read_bytes() == before
+    assert job.state() == "running"
+    assert (job.folder / training_job.SNAPSHOT / path.name).read_bytes() == before
     wait_for(lambda: job.progress().done > 0, "the first training step")
     reloaded = training_job.latest(tmp_path, path)  # what a page reload finds
     assert reloaded.id == job.id and reloaded.progress().state == "running"
@@ -129,6 +130,8 @@ def test_train_from_the_models_page_watch_it_then_preannotate_with_it(
     ]  # 3 train docs, 2 a batch
     job = training_job.jobs(data)[0]
     assert job.output.parent == data / "models" and "toy" in list(at.dataframe[0].value["pipeline"])
+    record = json.loads((job.output / "metrics.json").read_text())["project"]
+    assert Path(record["file"]).name == path.name, "the card names the project, not the job's copy"
     next(b for b in at.button if b.label.startswith("Pre-annotate")).click().run()
     assert "suggested again on 2 unfinished documents" in " ".join(texts(at, "success"))
     saved = json.loads(path.read_text())["project"]["docs"]

@@ -3,7 +3,7 @@
 A page reload, another browser, even a restart of the app finds a run again, because everything
 about it lives in its folder ``<data folder>/training/<id>/``:
 
-* ``project.annotations.json``: the snapshot it trains on (the project file itself is read once,
+* ``snapshot/<project file name>``: the copy it trains on (the project file itself is read once,
   never written, so the annotator can go on working while it trains);
 * ``job.json``: the project, the settings, the command, the process id and the pipeline folder;
 * ``progress.jsonl``: what the training reports (:class:`ner.project_training.ProgressLog`);
@@ -35,7 +35,8 @@ from ner.files import write_atomic
 from ner.project_training import ProjectTraining, partial_folder, pipeline_name, split_documents
 
 JOBS = "training"
-SNAPSHOT = "project.annotations.json"
+SNAPSHOT = "snapshot"  # folder of the copy trained on; the file keeps the project's name, which
+# the pipeline's metrics.json then records (its card says which project it learnt from)
 STATES = ("running", "done", "failed", "cancelled")
 _CHILDREN: dict[str, subprocess.Popen] = {}  # started by this server: polled so they are reaped
 # The wrapper records the exit status (atomically) for whoever looks later.
@@ -187,9 +188,11 @@ def start(
     store = AnnotationStore.open(project)
     split_documents(store.project, settings)  # too few documents: refused here, not in the log
     folder = _new_folder(data / JOBS, store.project.name)
-    write_atomic(folder / SNAPSHOT, project.read_bytes())
+    snapshot = folder / SNAPSHOT / project.name
+    snapshot.parent.mkdir()
+    write_atomic(snapshot, project.read_bytes())
     output = models_folder(data) / folder.name
-    command = _command(folder / SNAPSHOT, output, settings, overrides or {})
+    command = _command(snapshot, output, settings, overrides or {})
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(Path(ner.__file__).parents[1]), env.get("PYTHONPATH")) if p
@@ -250,19 +253,42 @@ def cancel(job: Job, grace: float = 5.0) -> None:
     (job.folder / "cancelled").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"), encoding="utf-8")
     pid = int(job.info.get("pid", 0))
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        child = _CHILDREN.get(job.id)
-        if child is not None:
-            child.poll()
-        time.sleep(0.1)
-    if _alive(pid):
+    if not _group_ended(job, pid, grace):  # every process of the group, not only its leader
         _signal_group(pid, signal.SIGKILL)
+        _group_ended(job, pid, grace)
     child = _CHILDREN.pop(job.id, None)
     if child is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=grace)  # reaped: no zombie left in the process table
     shutil.rmtree(partial_folder(job.output), ignore_errors=True)
+
+
+def _group_ended(job: Job, pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for every process of group ``pid`` to end (the leader, if this app
+    started it, reaped as it ends); whether none is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        child = _CHILDREN.get(job.id)
+        if child is not None:
+            child.poll()
+        if not _group_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not _group_alive(pid)
+
+
+def _group_alive(pid: int) -> bool:
+    """Whether a process of group ``pid`` still runs (zombies do not: they have ended)."""
+    if pid <= 0:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pid and fields[0] != "Z":
+            return True
+    return False if Path("/proc/self/stat").exists() else _alive(pid)
 
 
 def _signal_group(pid: int, signum: int) -> None:
