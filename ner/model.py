@@ -39,19 +39,40 @@ import json
 import logging
 import shutil
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import AutoConfig, AutoModel
 
 from ner.branches import Branch, encode_with_branches
 from ner.documents import Entity, Relation, RelationType, Schema
-from ner.encoder import Encoder, Encoding, PieceBatch, resolve_encoder
+from ner.embeddings import (
+    CompactEmbedding,
+    compact_rows,
+    compact_word_embeddings,
+    is_compact,
+    log_compacted,
+    unknown_id,
+)
+from ner.encoder import Encoder, Encoding, PieceBatch, load_tokenizer, local_encoder, resolve_encoder
 from ner.heads import build_head, parse_head_config
 from ner.integrity import IntegrityError, check_files, files_under, hash_files, json_sha256, sha256_file
+from ner.lean_loading import (
+    BLOCK_ROWS,
+    WORD_EMBEDDINGS,
+    BaseHashes,
+    EmbeddingSettings,
+    add_delta,
+    delta_targets,
+    load_delta_encoder,
+    release_freed_memory,
+)
 from ner.schedule import length_batches
+from ner.tensor_files import TensorFile, tensor_header
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +85,6 @@ WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "model.json"
 INTEGRITY = "integrity"
 TOKENIZER_DIR = "tokenizer"
-WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 
 HeadOutput = tuple[list[Entity], list[Relation]]
 #: how ``delta`` storage writes the differences from the base encoder (``full`` keeps fp32 weights)
@@ -205,33 +225,43 @@ class ExtractionModel(nn.Module):
         shutil.copymode(directory / CONFIG_FILE, directory / WEIGHTS_FILE)
 
     @classmethod
-    def load(cls, directory: str | Path) -> ExtractionModel:
+    def load(cls, directory: str | Path, embeddings: EmbeddingSettings | None = None) -> ExtractionModel:
         """Load a saved model; only JSON and safetensors are read, so no code can run from the files.
 
         Every recorded file is checked against its SHA-256 first (:class:`IntegrityError` names the
         one that differs), and nothing is fetched from the network: a ``delta`` model's base encoder
         must be installed (:class:`ner.encoder.EncoderUnavailableError` says how otherwise).
+
+        ``embeddings``: how to store the word embeddings (:mod:`ner.embeddings`; default: as trained).
+        Loading holds little more than the model it returns (:mod:`ner.lean_loading`): the weights are
+        read tensor by tensor into the model's own memory, and compacted rows block by block.
         """
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         if config.get("format_version") not in (LEGACY_FORMAT, FORMAT_VERSION, BRANCH_FORMAT):
             raise ValueError(f"{directory}: unsupported model format {config.get('format_version')!r}")
         _verify(directory, config)
-        tensors = load_file(str(directory / WEIGHTS_FILE))
+        embeddings = embeddings or EmbeddingSettings()
         enc = config["encoder"]
         options = {"window": enc["window"], "overlap": enc["overlap"], "local_files_only": True}
         if config["weights"]["storage"] == "delta":
-            encoder = Encoder.from_pretrained(enc["name"], **options)
-            _check_base(encoder, enc["name"], config["weights"])
+            tensors = load_file(str(directory / WEIGHTS_FILE))  # the heads and the differences: small
             depth = enc["config"].get("num_hidden_layers")
-            if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
-                encoder.keep_layers(depth)
-            state = _apply_delta(encoder.transformer.state_dict(), tensors)
+            check = partial(_check_hashes, weights=config["weights"])
+            encoder = load_delta_encoder(enc["name"], tensors, depth, embeddings, check, **options)
+            if encoder is None:  # a base that cannot be streamed: loaded whole, then cut
+                encoder = _plain_delta_encoder(enc, config["weights"], tensors, options)
             stored_delta = {k: v for k, v in tensors.items() if not k.startswith(("heads.", "branches."))}
         else:
-            encoder = Encoder.from_config(enc["config"], str(directory / TOKENIZER_DIR), **options)
-            state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
-        encoder.transformer.load_state_dict(state)
+            encoder, tensors = _full_encoder(directory, enc, embeddings, options)
+        if not is_compact(encoder.transformer):
+            compact_word_embeddings(
+                encoder.transformer,
+                encoder.tokenizer,
+                embeddings.dtype,
+                embeddings.vocab_rows,
+                embeddings.language,
+            )
         heads = {
             name: (spec["config"], schema_from_dict(spec["schema"])) for name, spec in config["heads"].items()
         }
@@ -242,6 +272,7 @@ class ExtractionModel(nn.Module):
         _load_branches(model, config.get("branches", {}), tensors, directory)
         if config["weights"]["storage"] == "delta":
             model.stored_delta = (config["weights"].get("dtype", "float16"), stored_delta)
+        release_freed_memory()
         return model.eval()
 
     def _loaded_delta(self, base: dict, state: dict, dtype: DeltaDtype) -> dict[str, torch.Tensor] | None:
@@ -270,6 +301,58 @@ def _load_branches(model: ExtractionModel, specs: dict, tensors: dict, directory
     model.branches.load_state_dict(
         {k[len("branches.") :]: v for k, v in tensors.items() if k.startswith("branches.")}
     )
+
+
+def _plain_delta_encoder(enc: dict, weights: dict, tensors: dict, options: dict) -> Encoder:
+    """A ``delta`` model's encoder the plain way, for a base that :mod:`ner.lean_loading` cannot
+    stream: the whole base loaded by transformers, checked, cut to the trained depth, and the
+    differences added to its own weights, in place."""
+    encoder = Encoder.from_pretrained(enc["name"], **options)
+    _check_base(encoder, enc["name"], weights)
+    depth = enc["config"].get("num_hidden_layers")
+    if depth is not None and depth < len(encoder.layers):  # trained on the bottom layers only
+        encoder.keep_layers(depth)
+    with torch.no_grad():
+        state = _apply_delta(encoder.transformer.state_dict(), tensors, inplace=True)
+        encoder.transformer.load_state_dict(state)
+    return encoder
+
+
+def _full_encoder(
+    directory: Path, enc: dict, embeddings: EmbeddingSettings, options: dict
+) -> tuple[Encoder, dict[str, torch.Tensor]]:
+    """A ``full`` model's encoder and the other tensors of its file (the heads).
+
+    With compact word embeddings (inference only) it is built around the tensors read from the file,
+    the rows compacted block by block: no random weights first, no copy, no fp32 matrix. As trained
+    (``float32``, ``all``), which is what training starts from (``init_from``), it is built as it always
+    was, randomly initialised and then given the file's values: that initialisation draws from torch's
+    random generator, and training after ``init_from`` must go on drawing the same numbers."""
+    local_files_only = options.pop("local_files_only")
+    tokenizer = load_tokenizer(
+        local_encoder(str(directory / TOKENIZER_DIR)), local_files_only=local_files_only
+    )
+    words = f"encoder.{WORD_EMBEDDINGS}"
+    with TensorFile(directory / WEIGHTS_FILE) as file:
+        entry = file.entries.get(words)
+        rows = None
+        if entry is not None and entry.dtype == torch.float32 and len(entry.shape) == 2:
+            rows = compact_rows(
+                tokenizer, entry.shape, embeddings.dtype, embeddings.vocab_rows, embeddings.language
+            )
+        tensors = {key: file.read(key) for key in file.entries if key != words or rows is None}
+        for start in range(0, entry.shape[0], BLOCK_ROWS) if rows is not None else ():
+            rows.add(start, file.read(words, (start, min(start + BLOCK_ROWS, entry.shape[0]))))
+    compact = None if rows is None else CompactEmbedding.from_rows(rows, unknown_id(tokenizer))
+    if compact is not None:
+        log_compacted(compact)
+    state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    if compact is None:
+        transformer = AutoModel.from_config(AutoConfig.for_model(**enc["config"]), add_pooling_layer=False)
+        transformer.load_state_dict(state)
+        return Encoder(transformer, tokenizer, **options), tensors
+    encoder = Encoder.from_state(AutoConfig.for_model(**enc["config"]), tokenizer, state, compact, **options)
+    return encoder, tensors
 
 
 def _base_state(encoder_name: str) -> dict[str, torch.Tensor]:
@@ -323,12 +406,20 @@ def _verify(directory: Path, config: dict) -> None:
 def _check_base(encoder: Encoder, name: str, weights: dict) -> None:
     """The installed base must be, to the last value, the one the delta was computed from."""
     state = encoder.transformer.state_dict()
+    # format 1 recorded a hash of each tensor's first 4,096 values only
+    actual = state_sha256(state) if "base_sha256" in weights else _fingerprint(state)
+    where = Path(getattr(encoder.transformer, "name_or_path", "") or name)
+    _check_hashes(where, name, BaseHashes(sha256=actual, fingerprint=actual), weights)
+
+
+def _check_hashes(where: Path, name: str, hashes: BaseHashes, weights: dict) -> None:
+    """Raise :class:`IntegrityError` when the base's hash (``base_sha256``, or format 1's
+    ``base_fingerprint``) is not the one recorded in ``weights``."""
     if "base_sha256" in weights:
-        expected, actual = weights["base_sha256"], state_sha256(state)
-    else:  # format 1 recorded a hash of each tensor's first 4,096 values only
-        expected, actual = weights["base_fingerprint"], _fingerprint(state)
+        expected, actual = weights["base_sha256"], hashes.sha256
+    else:
+        expected, actual = weights["base_fingerprint"], hashes.fingerprint
     if actual != expected:
-        where = Path(getattr(encoder.transformer, "name_or_path", "") or name)
         raise IntegrityError(
             where,
             expected,
@@ -346,7 +437,7 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor_header(name, tensor.dtype, tuple(tensor.shape)))
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
@@ -391,22 +482,10 @@ def _pack(key: str, difference: torch.Tensor, dtype: torch.dtype) -> dict[str, t
     return {key: steps.to(torch.int8).contiguous(), f"scale.{key}": scale.contiguous()}
 
 
-def _unpack(tensors: dict, key: str, dtype: torch.dtype) -> torch.Tensor:
-    value = tensors[key]
-    if value.dtype == torch.int8:
-        return (value.float() * tensors[f"scale.{key}"]).to(dtype)
-    return value.to(dtype)
-
-
-def _apply_delta(base: dict, tensors: dict) -> dict[str, torch.Tensor]:
-    state = {name: value.clone() for name, value in base.items()}
-    for key, value in tensors.items():
-        kind, _, name = key.partition(".")
-        if kind == "delta":
-            state[name] += _unpack(tensors, key, state[name].dtype)
-        elif kind == "full":
-            state[name] = value
-        elif kind == "rows" and name.endswith(".index"):
-            target = name[: -len(".index")]
-            state[target][value] += _unpack(tensors, f"rows.{target}.delta", state[target].dtype)
+def _apply_delta(base: dict, tensors: dict, inplace: bool = False) -> dict[str, torch.Tensor]:
+    """``base`` with the stored differences ``tensors`` added: to copies, or with ``inplace`` to
+    ``base``'s own tensors (loading: the base is not needed afterwards, so no second copy is made)."""
+    state = dict(base) if inplace else {name: value.clone() for name, value in base.items()}
+    for name in delta_targets(tensors):
+        state[name] = add_delta(name, state[name], tensors)
     return state
