@@ -31,6 +31,16 @@ def provenance(argv: list[str] | None = None) -> dict:
     }
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MB so far (``None`` where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS
+
+
 def _git(*arguments: str) -> str | None:
     """``git ARGUMENTS`` in the checkout this module lives in; ``None`` when that is not possible
     (an installed wheel, no git)."""

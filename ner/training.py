@@ -37,6 +37,7 @@ from ner.heads import build_head
 from ner.metrics import Scores
 from ner.model import WORD_EMBEDDINGS, ExtractionModel
 from ner.pipeline import build_pipeline, extractor_model, load, pipeline_tokenizer, save
+from ner.provenance import peak_rss_mb, provenance
 from ner.schedule import epoch_schedule, length_bucketed_batches
 from ner.tasks import TaskData, TaskError, TaskSettings
 
@@ -383,6 +384,9 @@ def _save(model: ExtractionModel, config: TrainConfig, output: Path, meta: dict)
 
 
 def _write_metrics(output: Path, config: TrainConfig, result: dict) -> None:
+    """``metrics.json``: the config, what made the run (command, commit, threads, peak memory so
+    far), then the result, rewritten after every epoch."""
     output.mkdir(parents=True, exist_ok=True)
-    data = {"config": config.model_dump(mode="json"), **result}
+    run = {**provenance(), "torch_threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb()}
+    data = {"config": config.model_dump(mode="json"), "run": run, **result}
     (output / "metrics.json").write_text(json.dumps(data, indent=2), encoding="utf-8")

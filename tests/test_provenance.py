@@ -22,3 +22,7 @@ def test_outside_a_checkout_the_commit_is_none(monkeypatch, tmp_path):
     monkeypatch.setattr(prov, "_ROOT", tmp_path)
     record = prov.provenance(["ner", "train"])
     assert record["git_commit"] is None and record["uncommitted_changes"] is None
+
+
+def test_peak_rss_is_this_processes_in_mb():
+    assert 10 < prov.peak_rss_mb() < 100_000

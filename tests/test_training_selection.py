@@ -53,7 +53,10 @@ def test_the_best_dev_epoch_is_kept_when_it_is_not_the_last(tmp_path, tiny_encod
     output = tmp_path / "run"
     result = train(_genes(tiny_encoder_dir, **{"training.epochs": 3}), DATA, output, progress=False)
     assert result["best_epoch"] == 2 and len(snapshots) == 3
-    assert json.loads((output / "metrics.json").read_text())["best_epoch"] == 2
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2
+    run = metrics["run"]  # what made it: a shipped pipeline's record names its command and commit
+    assert run["git_commit"] and run["torch_threads"] >= 1 and run["peak_rss_mb"] > 0
     assert [e["dev_selection"] for e in result["epochs"]] == [(10.0, 10.0), (30.0, 30.0), (20.0, 20.0)]
     saved = ExtractionModel.load(output / "ner_extractor").state_dict()
     assert saved.keys() == snapshots[1].keys()
