@@ -9,7 +9,9 @@ import pytest
 import spacy
 import torch
 from safetensors import safe_open
+from typer.testing import CliRunner
 
+from ner.cli import app as cli_app
 from ner.config import ConfigError, load_config
 from ner.model import ExtractionModel
 from ner.pipeline import build_pipeline
@@ -92,10 +94,14 @@ def test_inference_runs_the_encoder_once_per_batch_whatever_the_number_of_heads(
     assert len(calls) == 1, "ten docs fit one model batch (64): one pass for three heads"
 
 
+#: dev F1 on the corpus's tokens, so that `ner evaluate --protocol tokens` recomputes it independently
+CORPUS_TOKENS = {"training.tokenization": "corpus"}
+
+
 def test_adding_a_task_keeps_the_old_head_and_reports_its_dev_f1_change(tmp_path, tiny_encoder_dir):
     first = tmp_path / "genes"
     train(
-        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir)}, only_tasks=["genes"]),
+        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir), **CORPUS_TOKENS}, only_tasks=["genes"]),
         DATA,
         first,
         progress=False,
@@ -104,13 +110,27 @@ def test_adding_a_task_keeps_the_old_head_and_reports_its_dev_f1_change(tmp_path
         k: v.clone()
         for k, v in spacy.load(first).get_pipe("ner_extractor").model.heads["genes"].state_dict().items()
     }
-    config = load_config(CONFIG, {"init_from": str(first)}, only_tasks=["chemicals"])
+    config = load_config(CONFIG, {"init_from": str(first), **CORPUS_TOKENS}, only_tasks=["chemicals"])
     second = tmp_path / "both"
     result = train(config, DATA, second, progress=False)
     change = result["old_heads_dev_f1"]["genes"]
     recorded = json.loads((first / "metrics.json").read_text())
     best = recorded["epochs"][recorded["best_epoch"] - 1]["dev"]["genes"]["entities"]["micro"]["f1"]
     assert change["before"] == pytest.approx(best), "before: the loaded head scores what its run recorded"
+    scores = tmp_path / "dev_scores.json"  # after: what `ner evaluate` gives the saved pipeline
+    args = [
+        "evaluate",
+        str(second),
+        str(DATA / "toy_genes_dev.tsv"),
+        "--head",
+        "genes",
+        "--protocol",
+        "tokens",
+    ]
+    done = CliRunner().invoke(cli_app, [*args, "-o", str(scores)])
+    assert done.exit_code == 0, done.output
+    evaluated = json.loads(scores.read_text())["tokens"]["genes"]["entities"]["micro"]["f1"]
+    assert change["after"] == pytest.approx(evaluated)
     assert change["change"] == pytest.approx(change["after"] - change["before"])
     model = spacy.load(second).get_pipe("ner_extractor").model
     assert list(model.heads) == ["genes", "chemicals"]
@@ -129,7 +149,7 @@ def test_a_task_whose_files_disagree_with_its_labels_is_rejected(tmp_path, tiny_
 def test_an_existing_head_must_fit_its_tasks_labels(tmp_path, tiny_encoder_dir):
     first = tmp_path / "genes"
     train(
-        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir)}, only_tasks=["genes"]),
+        load_config(CONFIG, {"encoder.name": str(tiny_encoder_dir), **CORPUS_TOKENS}, only_tasks=["genes"]),
         DATA,
         first,
         progress=False,
@@ -212,9 +232,18 @@ def test_a_model_on_the_bottom_layers_saves_as_a_delta_and_loads_with_that_depth
     assert len(model.encoder.layers) == 1
     with safe_open(str(tmp_path / "out" / "ner_extractor" / "weights.safetensors"), "pt") as weights:
         assert not [k for k in weights.keys() if ".layer.1." in k]  # noqa: SIM118
-    words = ["BRCA1", "binds", "TP53", "."]
-    assert spacy.load(tmp_path / "out").get_pipe("ner_extractor").model.predict([words]) == model.predict(
-        [words]
-    )
+    # what was loaded is, tensor by tensor, the installed base's bottom layer plus the stored
+    # difference (read here straight from the two files, not through the loader)
+    loaded = spacy.load(tmp_path / "out").get_pipe("ner_extractor").model.encoder.transformer.state_dict()
+    stored = tmp_path / "out" / "ner_extractor" / "weights.safetensors"
+    with (
+        safe_open(str(stored), "pt") as deltas,
+        safe_open(str(tiny_encoder_dir / "model.safetensors"), "pt") as base,
+    ):
+        names = [k.removeprefix("delta.") for k in deltas.keys() if k.startswith("delta.")]  # noqa: SIM118
+        assert any(".layer.0." in name for name in names)
+        for name in names:
+            expected = base.get_tensor(name) + deltas.get_tensor(f"delta.{name}")
+            assert torch.equal(loaded[name], expected), name
     with pytest.raises(ConfigError, match=r"num_layers must be between 1 and 2"):
         train(_config(tiny_encoder_dir, **{"encoder.num_layers": 3}), DATA, tmp_path / "x", progress=False)
