@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import model_cards
 from ner.pipeline import DEFAULT_PIPELINE
 
 MAIN = str(Path(__file__).parents[1] / "app" / "main.py")
@@ -27,6 +28,10 @@ def app(tmp_path, monkeypatch) -> AppTest:
     return at.switch_page("views/models.py").run()
 
 
+SCORE_CHARTS = 3  # F1 per type: entities, relations, relations with entity types
+CURVE_CHARTS = int(model_cards.learning_curve() is not None)  # benchmarks/results/learning_curve.json
+
+
 def test_overview_and_scores_of_the_shipped_pipeline(app):
     assert not app.exception
     assert app.title[0].value == "Models"
@@ -39,7 +44,7 @@ def test_overview_and_scores_of_the_shipped_pipeline(app):
     best = f"{SHIPPED['best_epoch']} of {len(SHIPPED['epochs'])}"
     assert facts["version"] == "0.0.0" and facts["best epoch"] == best and facts["language"] == "en"
     charts = app.get("vega_lite_chart")
-    assert len(charts) == 3  # entities, relations, relations with entity types
+    assert len(charts) == SCORE_CHARTS + CURVE_CHARTS  # entities, relations, typed; the learning curve
     tables = [t.value for t in app.dataframe]
     per_type = next(t for t in tables if "support" in t.columns and "Peop" in set(t["type"]))
     assert list(per_type.columns) == ["task", "type", "precision", "recall", "F1", "support"]
@@ -49,7 +54,7 @@ def test_overview_and_scores_of_the_shipped_pipeline(app):
 
 def test_dev_scores_and_a_pipeline_without_metrics(app):
     app.button_group(key="models_split").set_value("dev").run()
-    assert not app.exception and len(app.get("vega_lite_chart")) == 3
+    assert not app.exception and len(app.get("vega_lite_chart")) == SCORE_CHARTS + CURVE_CHARTS
     app.selectbox(key="models_pipeline").select("bare").run()
     assert not app.exception
     assert [i.value for i in app.info] == [
