@@ -46,7 +46,7 @@ class EncoderSettings(_Strict):
 
 #: How ``init_from`` adds heads to a trained pipeline (see ``TrainingSettings.add_head_strategy``); the
 #: default is chosen by measurement (BENCHMARKS.md), so changing it is this one line.
-DEFAULT_ADD_HEAD_STRATEGY = "fine_tune"
+DEFAULT_ADD_HEAD_STRATEGY = "rehearsal"
 AddHeadStrategy = Literal["fine_tune", "frozen_encoder", "rehearsal", "distill", "branch"]
 
 

@@ -110,7 +110,9 @@ def test_adding_a_task_keeps_the_old_head_and_reports_its_dev_f1_change(tmp_path
         k: v.clone()
         for k, v in spacy.load(first).get_pipe("ner_extractor").model.heads["genes"].state_dict().items()
     }
-    config = load_config(CONFIG, {"init_from": str(first), **CORPUS_TOKENS}, only_tasks=["chemicals"])
+    # fine_tune: the strategy whose promise is exactly this (rehearsal, the default, trains the old head)
+    overrides = {"init_from": str(first), "training.add_head_strategy": "fine_tune", **CORPUS_TOKENS}
+    config = load_config(CONFIG, overrides, only_tasks=["chemicals"])
     second = tmp_path / "both"
     result = train(config, DATA, second, progress=False)
     change = result["old_heads_dev_f1"]["genes"]
