@@ -20,6 +20,7 @@ import streamlit as st
 from spacy.language import Language
 
 from app.paths import data_folder
+from ner.files import read_json_object
 from ner.pipeline import DEFAULT_PIPELINE
 
 ENV_PIPELINES = "NER_APP_PIPELINES"
@@ -103,7 +104,7 @@ def describe(path: Path) -> PipelineInfo | None:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    model = _read_json(path / "ner_extractor" / "model.json")
+    model = read_json_object(path / "ner_extractor" / "model.json")
     heads = tuple(_head(name, spec) for name, spec in model.get("heads", {}).items())
     return PipelineInfo(
         path=path,
@@ -139,14 +140,6 @@ def _head(name: str, spec: dict) -> Head:
         entity_labels=tuple(schema.get("entity_labels", ())),
         relation_labels=tuple(r["label"] for r in schema.get("relation_types", ())),
     )
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @st.cache_resource(show_spinner="Loading the pipeline…", max_entries=4)

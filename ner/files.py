@@ -14,11 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import stat
 import tempfile
 import threading
 from pathlib import Path
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path``, or ``{}`` when it is missing, unreadable, not JSON or not an
+    object: for records (metrics, model cards, job state) whose absence only means "not known"."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ner.annotation import AnnotatedDoc, AnnotationError, AnnotationStore, Project, export
 from ner.config import ConfigError, TrainConfig, _override
 from ner.encoder import resolve_encoder
-from ner.files import write_atomic
+from ner.files import read_json_object, write_atomic
 from ner.pipeline import DEFAULT_PIPELINE
 from ner.training import train
 
@@ -184,7 +184,7 @@ def choose_base(base: str, project: Project) -> Base:
         encoder = recorded if recorded.get("name") == base else {"name": base}
         reason = f"a fresh {HEAD!r} head on the encoder {base!r}"
         return Base(False, encoder, {"type": "spert"}, _pick(recipe, RECIPE_KEYS), _export_for(base), reason)
-    model = _read_json(folder / "ner_extractor" / "model.json")
+    model = read_json_object(folder / "ner_extractor" / "model.json")
     config = _recorded_config(folder) or _recorded_config(DEFAULT_PIPELINE)
     recipe = _pick(config.get("training", {}), RECIPE_KEYS)
     spec = model.get("heads", {}).get(HEAD)
@@ -222,20 +222,12 @@ def _export_for(encoder: str) -> dict[str, str]:
 
 
 def _recorded_config(pipeline: Path) -> dict:
-    config = _read_json(pipeline / "metrics.json").get("config", {})
+    config = read_json_object(pipeline / "metrics.json").get("config", {})
     return config if isinstance(config, dict) else {}
 
 
 def _pick(values: dict, keys: tuple[str, ...]) -> dict:
     return {key: values[key] for key in keys if key in values}
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # -------------------------------------------------------------------------------------- config
@@ -339,7 +331,7 @@ def _is_pipeline(folder: Path) -> bool:
 
 
 def _add_to_metrics(folder: Path, extra: dict) -> None:
-    metrics = _read_json(folder / "metrics.json")
+    metrics = read_json_object(folder / "metrics.json")
     write_atomic(folder / "metrics.json", json.dumps({**metrics, **extra}, indent=2).encode("utf-8"))
 
 

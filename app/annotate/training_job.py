@@ -31,7 +31,7 @@ from typing import Any
 import ner
 from app.pipelines import MODELS
 from ner.annotation import AnnotationStore
-from ner.files import write_atomic
+from ner.files import read_json_object, write_atomic
 from ner.project_training import ProjectTraining, partial_folder, pipeline_name, split_documents
 
 JOBS = "training"
@@ -72,7 +72,7 @@ class Job:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.info: dict[str, Any] = _read_json(folder / "job.json")
+        self.info: dict[str, Any] = read_json_object(folder / "job.json")
 
     @property
     def id(self) -> str:
@@ -315,11 +315,3 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
         return None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
