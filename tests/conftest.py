@@ -93,3 +93,18 @@ def sample_document() -> Document:
 @pytest.fixture()
 def rng() -> random.Random:
     return random.Random(1234)
+
+
+def spert_predictions(model, texts) -> list[tuple[list, list]]:
+    """Per text: the "spert" head's entities as (start, end, label, score) and relations as (head,
+    tail, label, score), for comparing two ways of running one model."""
+    out = []
+    for result in model.predict(texts):
+        entities, relations = result["spert"]
+        out.append(
+            (
+                [(e.start, e.end, e.label, e.score) for e in entities],
+                [(r.head, r.tail, r.label, r.score) for r in relations],
+            )
+        )
+    return out

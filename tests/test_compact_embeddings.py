@@ -22,7 +22,7 @@ from ner.embeddings import (
     quantize_rows,
 )
 from ner.pipeline import blank_pipeline
-from tests.conftest import tiny_model
+from tests.conftest import spert_predictions, tiny_model
 
 #: the scores' largest difference from fp32 rows, per ``embedding_dtype`` (the tiny encoder's rows
 #: are N(0, 0.02); fp16 rounds each value at 2**-11 relative, int8 at 1/254 of a row's largest value)
@@ -46,16 +46,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def predictions(model, texts=TEXTS) -> list[tuple[list, list]]:
-    out = []
-    for result in model.predict(texts):
-        entities, relations = result["spert"]
-        out.append(
-            (
-                [(e.start, e.end, e.label, e.score) for e in entities],
-                [(r.head, r.tail, r.label, r.score) for r in relations],
-            )
-        )
-    return out
+    return spert_predictions(model, texts)
 
 
 def assert_same(expected, actual, tolerance: float) -> None:

@@ -20,7 +20,7 @@ from ner.components import Extractor
 from ner.integrity import sha256_file
 from ner.onnx_backend import MANIFEST, MODEL_FILE, OnnxBackendError, OnnxRunner, use_backend
 from ner.pipeline import blank_pipeline
-from tests.conftest import tiny_model
+from tests.conftest import spert_predictions, tiny_model
 
 pytest.importorskip("onnxruntime")
 
@@ -53,17 +53,7 @@ def model():
 
 
 def predictions(model, texts) -> list[tuple[list, list]]:
-    """Per text: entities as (start, end, label, score) and relations as (head, tail, label, score)."""
-    out = []
-    for result in model.predict(texts):
-        entities, relations = result["spert"]
-        out.append(
-            (
-                [(e.start, e.end, e.label, e.score) for e in entities],
-                [(r.head, r.tail, r.label, r.score) for r in relations],
-            )
-        )
-    return out
+    return spert_predictions(model, texts)
 
 
 def assert_same(expected, actual, tolerance: float = SCORE_TOLERANCE) -> None:
