@@ -21,7 +21,7 @@ from spacy.language import Language
 
 from app.paths import data_folder
 from ner.files import read_json_object
-from ner.pipeline import DEFAULT_PIPELINE
+from ner.pipeline import shipped_pipelines
 
 ENV_PIPELINES = "NER_APP_PIPELINES"
 MODELS = "models"  # the data folder's subfolder of pipelines trained in the app
@@ -75,14 +75,14 @@ def is_pipeline(path: Path) -> bool:
 
 
 def candidate_dirs(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
-    """The shipped default, the ``$NER_APP_PIPELINES`` folders, ``runs/*/``, then those trained in
-    the app (``models/*/`` of its data folder, latest last); no duplicates."""
+    """The shipped pipelines (the default first), the ``$NER_APP_PIPELINES`` folders, ``runs/*/``,
+    then those trained in the app (``models/*/`` of its data folder, latest last); no duplicates."""
     env = os.environ if env is None else env
     listed = [Path(p) for p in env.get(ENV_PIPELINES, "").split(os.pathsep) if p.strip()]
     runs = Path(cwd or Path.cwd()) / "runs"
     found = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
     unique: dict[Path, Path] = {}
-    for path in [DEFAULT_PIPELINE, *listed, *found, *trained_in_app()]:
+    for path in [*shipped_pipelines().values(), *listed, *found, *trained_in_app()]:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
 
@@ -127,7 +127,8 @@ def discover(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> l
 
 
 def _titled(info: PipelineInfo, ambiguous: bool) -> PipelineInfo:
-    origin = "shipped" if info.path.resolve() == DEFAULT_PIPELINE.resolve() else info.path.name
+    shipped = {path.resolve() for path in shipped_pipelines().values()}
+    origin = "shipped" if info.path.resolve() in shipped else info.path.name
     title = f"{info.name} ({origin})" if ambiguous else info.name
     return PipelineInfo(**{**info.__dict__, "title": title})
 

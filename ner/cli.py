@@ -154,7 +154,7 @@ def _train_project(
 
 @app.command()
 def evaluate(
-    pipeline: Annotated[Path, typer.Argument(help="pipeline directory")],
+    pipeline: Annotated[str, typer.Argument(help="pipeline directory or shipped name (bio, news, ...)")],
     data: Annotated[
         Path | None,
         typer.Argument(help="gold file; default: every head's own --split, from the pipeline's task records"),
@@ -265,7 +265,8 @@ def extract(
         "extractions.jsonl"
     ),
     pipeline: Annotated[
-        Path | None, typer.Option(help="pipeline directory (default: the shipped one)")
+        str | None,
+        typer.Option(help="pipeline directory or shipped name: conll04 (default), news, bio, multilingual"),
     ] = None,
     glob: Annotated[
         str | None, typer.Option(help="files to take under folders, e.g. '**/*.txt' (default: all supported)")
@@ -306,6 +307,7 @@ def extract(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     from ner.batch.output import OutputLocked
     from ner.batch.runner import InputError, RunOptions, check_inputs, errors_path, run
+    from ner.pipeline import resolve
 
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"--engine must be local or ray, not {engine!r}")
@@ -315,10 +317,11 @@ def extract(
         check_inputs(inputs)
         if docbin:
             _check_writable(docbin)
+        folder = resolve(pipeline)
     except (InputError, OSError) as error:
         _refuse(error)
     options = RunOptions(
-        str(pipeline) if pipeline else None,
+        str(folder),
         batch_size,
         workers,
         glob,
@@ -346,7 +349,7 @@ def extract(
         from ner.batch.docbin import write_docbin
 
         try:
-            typer.echo(f"{write_docbin(output, docbin, pipeline)} documents -> {docbin}")
+            typer.echo(f"{write_docbin(output, docbin, folder)} documents -> {docbin}")
         except (OSError, ValueError) as error:
             _refuse(error, f"; the records are in {output}")
     if summary.failures:
@@ -407,27 +410,40 @@ def _describe(record: dict) -> str:
 
 @app.command()
 def compact(
-    pipeline: Annotated[Path, typer.Argument(help="trained pipeline directory")],
+    pipeline: Annotated[str, typer.Argument(help="trained pipeline directory (or a shipped one's name)")],
     output: Annotated[Path, typer.Argument(help="where to write the compact copy")],
     storage: Annotated[str, typer.Option(help="delta (vs the installed base encoder) or full")] = "delta",
     dtype: Annotated[
         str, typer.Option(help="of the stored differences: float16, float32 or int8")
     ] = "float16",
     name: Annotated[str | None, typer.Option(help="a new pipeline name (default: keep it)")] = None,
+    ents_heads: Annotated[
+        list[str] | None,
+        typer.Option("--ents-head", help="a head that feeds doc.ents (repeat; default: keep the pipeline's)"),
+    ] = None,
 ) -> None:
-    """Re-save a pipeline storing only what differs from its base encoder, in half precision or int8."""
+    """Re-save a pipeline storing only what differs from its base encoder, in half precision or int8.
+    The component's other settings (which heads feed doc.ents, segments) are kept."""
     _quiet_transformers()
-    from ner.pipeline import build_pipeline, extractor_model, load, save
+    from ner.pipeline import build_pipeline, extractor_model, extractor_settings, load, resolve, save
     from ner.provenance import provenance
 
     if storage not in {"delta", "full"} or dtype not in {"float16", "float32", "int8"}:
         raise typer.BadParameter("storage must be delta or full, dtype float16, float32 or int8")
-    trained = load(pipeline)
+    folder = resolve(pipeline)
+    trained = load(folder)
+    model = extractor_model(trained)
+    settings = extractor_settings(trained)
+    if ents_heads:
+        unknown = sorted(set(ents_heads) - set(model.heads))
+        if unknown:
+            raise typer.BadParameter(f"--ents-head {unknown}: not heads of the pipeline: {list(model.heads)}")
+        settings["ents_heads"] = list(ents_heads)
     meta = {**trained.meta, "name": name or trained.meta["name"], "compacted_by": provenance()}
-    nlp = build_pipeline(extractor_model(trained), trained.lang, meta["name"], storage, dtype, meta=meta)
+    nlp = build_pipeline(model, trained.lang, meta["name"], storage, dtype, meta=meta, settings=settings)
     save(nlp, output)
-    if (pipeline / "metrics.json").is_file():  # keep the training record with the model
-        shutil.copy(pipeline / "metrics.json", output / "metrics.json")
+    if (folder / "metrics.json").is_file():  # keep the training record with the model
+        shutil.copy(folder / "metrics.json", output / "metrics.json")
     size = sum(f.stat().st_size for f in output.rglob("*") if f.is_file())
     typer.echo(f"wrote {output} ({size / 1e6:.1f} MB)")
 

@@ -11,8 +11,46 @@ from ner.alignment import Tokenizer
 from ner.model import ExtractionModel
 from ner.tokenizer import accept_any_text, pipeline_config
 
-# The default pipeline ships inside the package: CoNLL04 SpERT on the offline MiniLM-L6 encoder.
-DEFAULT_PIPELINE = Path(__file__).parent / "pretrained" / "conll04_spert"
+PRETRAINED = Path(__file__).parent / "pretrained"
+
+#: The pipelines that ship inside the package, by the short name ``ner.load``, ``ner extract
+#: --pipeline`` and the app know them by, to their folder under ``ner/pretrained``. Every one loads
+#: offline: its base encoder comes from an installed package and its weights are a compact delta.
+SHIPPED: dict[str, str] = {
+    "conll04": "conll04_spert",  # SpERT on CoNLL04: 4 entity types, 5 relations (the default)
+    "news": "news",  # the same SpERT head plus a CoNLL-2003 tagger feeding doc.ents
+    "bio": "bio",  # MT-BioNER: genes, chemicals and diseases, one head per dataset
+    "multilingual": "multilingual",  # PER/ORG/LOC/MISC in any language the encoder knows
+}
+DEFAULT_NAME = "conll04"
+# The default pipeline ships inside the package: CoNLL04 SpERT on multilingual-e5-small's bottom 6 layers.
+DEFAULT_PIPELINE = PRETRAINED / SHIPPED[DEFAULT_NAME]
+
+
+def shipped_pipelines() -> dict[str, Path]:
+    """The shipped pipelines present in this installation, by short name, the default first."""
+    return {name: PRETRAINED / folder for name, folder in SHIPPED.items() if (PRETRAINED / folder).is_dir()}
+
+
+def resolve(name_or_path: str | Path | None = None) -> Path:
+    """The folder of a pipeline given by short name (``"bio"``), by path, or None for the default.
+
+    A short name wins over a folder of the same name in the working directory, as an installed
+    package's name does in ``spacy.load``; write ``./bio`` for the folder. Anything else must be an
+    existing folder: the message lists the short names, since a typo in one is the common mistake.
+    """
+    if name_or_path is None:
+        return DEFAULT_PIPELINE
+    if isinstance(name_or_path, str) and name_or_path in SHIPPED:
+        path = PRETRAINED / SHIPPED[name_or_path]
+        if not path.is_dir():
+            raise FileNotFoundError(f"the shipped pipeline {name_or_path!r} is not installed here ({path})")
+        return path
+    path = Path(name_or_path)
+    if not path.is_dir():
+        names = ", ".join(shipped_pipelines())
+        raise FileNotFoundError(f"no pipeline {str(name_or_path)!r}: not a folder, nor one of {names}")
+    return path
 
 
 def blank_pipeline(lang: str) -> Language:
@@ -34,12 +72,15 @@ def build_pipeline(
     storage: str = "full",
     dtype: str = "float16",
     meta: dict | None = None,
+    settings: dict | None = None,
 ) -> Language:
     """A blank ``lang`` pipeline with a rule-based sentencizer and the extractor component; its
-    tokenizer takes any ``str`` and its length limit is ours (:mod:`ner.tokenizer`)."""
+    tokenizer takes any ``str`` and its length limit is ours (:mod:`ner.tokenizer`). ``settings``
+    are further ``ner_extractor`` config values (``ents_heads``, ``ents_merge``, ...)."""
     nlp = blank_pipeline(lang)
     nlp.add_pipe("sentencizer")
-    component = nlp.add_pipe("ner_extractor", config={"storage": storage, "dtype": dtype})
+    config = {**(settings or {}), "storage": storage, "dtype": dtype}
+    component = nlp.add_pipe("ner_extractor", config=config)
     component.model = model
     nlp.meta["name"] = name
     nlp.meta.update(meta or {})
@@ -52,10 +93,10 @@ def save(nlp: Language, path: str | Path) -> None:
     nlp.to_disk(path)
 
 
-def load(path: str | Path | None = None) -> Language:
-    """``spacy.load`` of a pipeline directory; the shipped default when ``path`` is None. A pipeline
-    saved before :mod:`ner.tokenizer` existed gets its behaviour too."""
-    return accept_any_text(spacy.load(DEFAULT_PIPELINE if path is None else path))
+def load(name_or_path: str | Path | None = None) -> Language:
+    """``spacy.load`` of a pipeline given by short name (:data:`SHIPPED`) or directory; the shipped
+    default when None. A pipeline saved before :mod:`ner.tokenizer` existed gets its behaviour too."""
+    return accept_any_text(spacy.load(resolve(name_or_path)))
 
 
 def extractor_model(nlp: Language) -> ExtractionModel:
@@ -64,4 +105,14 @@ def extractor_model(nlp: Language) -> ExtractionModel:
         model = getattr(component, "model", None)
         if isinstance(model, ExtractionModel):
             return model
+    raise ValueError("this pipeline has no ner_extractor component")
+
+
+def extractor_settings(nlp: Language) -> dict:
+    """The ``ner_extractor`` config values of a loaded pipeline other than its storage form, so that
+    re-saving it (``ner compact``) keeps how it merges heads into ``doc.ents`` and cuts segments."""
+    for name, _ in nlp.pipeline:
+        config = dict(nlp.config["components"][name])
+        if config.get("factory") == "ner_extractor":
+            return {k: v for k, v in config.items() if k not in ("factory", "storage", "dtype")}
     raise ValueError("this pipeline has no ner_extractor component")

@@ -16,7 +16,7 @@ from app.palette import color
 from app.pipelines import ENV_PIPELINES, describe, discover
 from app.rendering import Mark, highlight_html, relation_graph, relation_rows
 from ner.annotation import AnnotationStore, add_span
-from ner.pipeline import DEFAULT_PIPELINE
+from ner.pipeline import DEFAULT_PIPELINE, shipped_pipelines
 
 
 class _Runs(HTMLParser):
@@ -150,8 +150,14 @@ def test_discovery_offers_shipped_listed_and_runs(tmp_path):
     write_pipeline(tmp_path / "runs" / "conll04", "conll04_spert")
     (tmp_path / "runs" / "not_a_pipeline").mkdir()
     infos = discover({ENV_PIPELINES: f"{listed}:{listed}"}, tmp_path)
-    assert [i.title for i in infos] == ["conll04_spert (shipped)", "mine", "conll04_spert (conll04)"]
-    assert infos[1].summary == "My own model"
+    shipped = [describe(path).name for path in list(shipped_pipelines().values())[1:]]
+    assert [i.title for i in infos] == [
+        "conll04_spert (shipped)",  # the default first; its name is also a run's, so both say where from
+        *shipped,
+        "mine",
+        "conll04_spert (conll04)",
+    ]
+    assert infos[1 + len(shipped)].summary == "My own model"
     assert describe(tmp_path / "runs" / "not_a_pipeline") is None
 
 

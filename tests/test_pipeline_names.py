@@ -1,0 +1,103 @@
+"""Shipped pipelines by short name: ``ner.load("bio")``, ``ner extract --pipeline bio``, ``ner
+evaluate bio``; names resolve before folders (as installed packages do in ``spacy.load``), unknown
+names fail with the list of shipped ones, and ``ner compact`` keeps which heads feed ``doc.ents``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import spacy
+from typer.testing import CliRunner
+
+import ner
+from ner import pipeline
+from ner.cli import app
+from ner.pipeline import DEFAULT_PIPELINE, SHIPPED, resolve, shipped_pipelines
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+
+
+def test_every_shipped_name_is_installed_and_the_default_comes_first():
+    assert list(shipped_pipelines()) == list(SHIPPED)  # a clean clone has every one of them
+    assert next(iter(shipped_pipelines().values())) == DEFAULT_PIPELINE
+    for name, folder in shipped_pipelines().items():
+        assert resolve(name) == folder and (folder / "meta.json").is_file()
+
+
+def test_none_is_the_default_and_a_folder_is_itself(tmp_path):
+    assert resolve(None) == DEFAULT_PIPELINE == resolve("conll04")
+    assert resolve(tmp_path) == tmp_path and resolve(str(tmp_path)) == tmp_path
+
+
+def test_a_short_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conll04").mkdir()
+    assert resolve("conll04") == DEFAULT_PIPELINE
+    assert resolve("./conll04") == Path("./conll04")  # the way to name the folder
+
+
+def test_an_unknown_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no pipeline 'biology'") as error:
+        resolve("biology")
+    assert all(name in str(error.value) for name in shipped_pipelines())
+
+
+def test_a_shipped_name_missing_from_the_installation_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "PRETRAINED", tmp_path)
+    with pytest.raises(FileNotFoundError, match="shipped pipeline 'bio' is not installed"):
+        resolve("bio")
+    assert shipped_pipelines() == {}
+
+
+def test_ner_load_takes_a_short_name():
+    nlp = ner.load("conll04")
+    assert nlp.meta["name"] == spacy.load(DEFAULT_PIPELINE).meta["name"]
+    labels = {e.label_ for e in nlp("Satya Nadella works for Microsoft.").ents}
+    assert labels and labels <= {"Peop", "Org", "Loc", "Other"}
+
+
+def test_extract_with_a_short_name_and_a_wrong_one(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Satya Nadella is the chief executive of Microsoft.", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", "conll04", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").count("\n") == 1
+    args = ["extract", str(docs), "-o", str(tmp_path / "w.jsonl"), "--pipeline", "nosuch"]
+    wrong = runner.invoke(app, args)
+    assert wrong.exit_code == 2 and "no pipeline 'nosuch'" in wrong.output
+    assert not (tmp_path / "w.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
+    output = tmp_path_factory.mktemp("mt") / "pipeline"
+    args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
+    result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def extractor_config(path: Path) -> dict:
+    return dict(spacy.load(path).config["components"]["ner_extractor"])
+
+
+def test_compact_keeps_the_component_settings_and_can_set_the_ents_heads(multitask, tmp_path):
+    kept, chosen = tmp_path / "kept", tmp_path / "chosen"
+    assert runner.invoke(app, ["compact", str(multitask), str(kept), "--dtype", "int8"]).exit_code == 0
+    before = extractor_config(multitask)
+    assert {k: v for k, v in extractor_config(kept).items() if k != "dtype"} == {
+        k: v for k, v in before.items() if k not in ("dtype", "storage")
+    } | {"storage": "delta"}
+    result = runner.invoke(app, ["compact", str(kept), str(chosen), "--ents-head", "genes"])
+    assert result.exit_code == 0, result.output
+    assert extractor_config(chosen)["ents_heads"] == ["genes"]
+    doc = spacy.load(chosen)("BRCA1 and aspirin and cisplatin")
+    assert {e.label_ for e in doc.ents} <= {"Gene"}  # the chemicals head no longer feeds doc.ents
+    assert "chemicals" in doc.spans
+    wrong = runner.invoke(app, ["compact", str(kept), str(tmp_path / "w"), "--ents-head", "species"])
+    assert wrong.exit_code == 2 and "species" in wrong.output
