@@ -71,7 +71,7 @@ from ner.lean_loading import (
     load_delta_encoder,
     release_freed_memory,
 )
-from ner.schedule import length_batches
+from ner.schedule import BATCH_COST_WORDS, padding_aware_batches
 from ner.tensor_files import TensorFile, tensor_header
 
 logger = logging.getLogger(__name__)
@@ -151,20 +151,24 @@ class ExtractionModel(nn.Module):
         batch_size: int = 64,
         max_batch_words: int = 8192,
         heads: Sequence[str] | None = None,
+        batch_cost_words: int = BATCH_COST_WORDS,
     ) -> list[dict[str, HeadOutput]]:
         """Every head's (or the named ``heads``') output for every document, in input order; empty
         documents get empty results.
 
         Documents are sorted by length and grouped so that a batch holds at most ``batch_size``
         documents and ``max_batch_words`` padded words: short sentences travel in large batches,
-        a book-length text alone.
+        a book-length text alone. Within those budgets a batch is cut where the padding it would
+        add costs more than ``batch_cost_words`` (the cost of one more batch, in padded words):
+        a long sentence is not padded onto 63 short ones (:func:`ner.schedule.padding_aware_batches`).
         """
         was_training = self.training
         self.eval()
         names = list(self.heads) if heads is None else list(heads)
         results: list[dict[str, HeadOutput]] = [{name: ([], []) for name in names} for _ in docs]
         try:
-            for batch in length_batches([len(d) for d in docs], batch_size, max_batch_words):
+            lengths = [len(d) for d in docs]
+            for batch in padding_aware_batches(lengths, batch_size, max_batch_words, batch_cost_words):
                 encodings = self.encode(self.encoder.tokenize([docs[i] for i in batch]), names)
                 for name in names:
                     for i, output in zip(batch, self.heads[name].decode(encodings[name])):

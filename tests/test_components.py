@@ -81,6 +81,24 @@ def test_pipe_matches_single_calls(nlp):
     assert piped[2][0][0] == [] and piped[3][0][0] == []
 
 
+def test_a_long_sentence_is_not_padded_onto_a_full_batch_of_short_ones(nlp, monkeypatch):
+    """Issue 13's slowdown: 64 one-sentence texts went to the encoder as one batch of 64 padded to the
+    one long sentence among them; cut by padding, the long one goes alone and nothing is padded."""
+    batches: list[list[int]] = []  # the word counts of each batch the encoder is given
+    encode = ExtractionModel.encode
+
+    def counting_encode(model, pieces, heads=None):
+        batches.append(pieces.word_counts.tolist())
+        return encode(model, pieces, heads)
+
+    monkeypatch.setattr(ExtractionModel, "encode", counting_encode)
+    texts = ["Angela Merkel lives in Berlin."] * 63 + [" ".join(["word"] * 40) + "."]
+    docs = list(nlp.pipe(texts, batch_size=64))
+    assert sum(len(list(doc.sents)) for doc in docs) == 64  # one annotate call, one model.predict
+    assert sorted(batches, key=len) == [[41], [6] * 63]
+    assert sum(len(b) * max(b) for b in batches) == sum(len(doc) for doc in docs)
+
+
 def test_disk_round_trip_is_exact(nlp, tmp_path):
     nlp.to_disk(tmp_path / "pipeline")
     files = {p.name for p in (tmp_path / "pipeline" / "ner_extractor").iterdir()}

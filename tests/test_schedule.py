@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 
@@ -9,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ner.schedule import epoch_schedule, length_batches, length_bucketed_batches, task_weights
+from ner.schedule import (
+    epoch_schedule,
+    length_batches,
+    length_bucketed_batches,
+    padding_aware_batches,
+    task_weights,
+)
 
 
 @settings(deadline=None)
@@ -100,3 +107,57 @@ def test_a_word_budget_cuts_long_batches_and_changes_nothing_when_it_does_not_bi
     for batch in capped:
         assert len(batch) <= size
         assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 64
+
+
+def _cost(batches: list[list[int]], lengths: list[int], batch_cost: int) -> int:
+    """Padded words plus ``batch_cost`` per batch: what :func:`padding_aware_batches` minimises."""
+    return sum(len(b) * max(lengths[i] for i in b) + batch_cost for b in batches)
+
+
+def _feasible(batches: list[list[int]], lengths: list[int], batch_size: int, max_words: int) -> bool:
+    return all(
+        1 <= len(b) <= batch_size and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= max_words)
+        for b in batches
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=40), st.integers(1, 8), st.integers(1, 120), st.integers(0, 200))
+def test_padding_aware_batches_keep_the_budgets_and_never_cost_more_than_filling_batches(
+    lengths, batch_size, max_words, batch_cost
+):
+    batches = padding_aware_batches(lengths, batch_size, max_words, batch_cost)
+    indices = [i for batch in batches for i in batch]
+    assert sorted(indices) == [i for i, n in enumerate(lengths) if n > 0]
+    assert _feasible(batches, lengths, batch_size, max_words)
+    ordered = [lengths[i] for i in indices]
+    assert ordered == sorted(ordered)  # grouped by length, shortest first
+    greedy = length_batches(lengths, batch_size, max_words)
+    assert _cost(batches, lengths, batch_cost) <= _cost(greedy, lengths, batch_cost)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=9), st.integers(1, 5), st.integers(0, 60))
+def test_padding_aware_batches_are_the_cheapest_cut_of_the_sorted_items(lengths, batch_size, batch_cost):
+    """Against every way of cutting the length-sorted items into consecutive batches."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    costs = []
+    for cuts in itertools.product([False, True], repeat=len(order) - 1):
+        bounds = [0] + [k + 1 for k, cut in enumerate(cuts) if cut] + [len(order)]
+        batches = [order[a:b] for a, b in itertools.pairwise(bounds)]
+        if _feasible(batches, lengths, batch_size, 60):
+            costs.append(_cost(batches, lengths, batch_cost))
+    found = padding_aware_batches(lengths, batch_size, 60, batch_cost)
+    assert _cost(found, lengths, batch_cost) == min(costs)
+
+
+def test_one_long_item_is_not_padded_onto_a_full_batch_of_short_ones():
+    """Issue 13: 63 short sentences and a long one made one batch of 64 padded to the long one."""
+    lengths = [12] * 63 + [119]
+    assert length_batches(lengths, 64, 8192) == [list(range(64))]  # 64 x 119 padded words
+    assert padding_aware_batches(lengths, 64, 8192) == [list(range(63)), [63]]  # 63 x 12 + 119
+
+
+def test_padding_aware_batches_stay_full_when_there_is_little_padding_to_save():
+    lengths = [10, 11, 12] * 50
+    assert len(padding_aware_batches(lengths, 64, 8192)) == 3 == len(length_batches(lengths, 64, 8192))
