@@ -9,8 +9,9 @@ fork), each loading the pipeline once and using its share of the CPU cores.
 
 No document can stop the run or take others with it: a chunk the pipeline fails on is retried
 one document at a time, and a document that still fails is listed in the errors file with the
-exception, like an unreadable file. Only the output itself failing (disk full, permissions)
-stops the run, because then nothing more could be recorded; what was written is kept.
+exception, like an unreadable file. Only the output itself failing (disk full, permissions), or
+the pipeline (it does not load, here or in a worker, or a worker process dies) stops the run, with
+the reason, because then nothing more could be recorded or extracted; what was written is kept.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,7 +43,15 @@ from ner.batch.sources import (
     read_items,
     source_name,
 )
-from ner.batch.worker import WORKER, extract_chunk, load_worker
+from ner.batch.worker import (
+    WORKER,
+    LoadFailed,
+    describe,
+    extract_chunk,
+    extract_in_worker,
+    load_worker,
+    start_worker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +109,17 @@ def check_inputs(inputs: list[Path]) -> None:
         raise InputError(f"no such file or folder: {', '.join(map(printable, missing))}")
 
 
+class PipelineUnavailable(InputError):
+    """No document can be extracted: the pipeline does not load (in this process or in a worker
+    process), or a worker process died. The run stops with the reason rather than listing every
+    document as failed, or waiting forever for workers that cannot start."""
+
+
 def run(inputs: list[Path], output: Path, options: RunOptions, progress: bool = True) -> RunSummary:
     """Extract every document under ``inputs`` into ``output`` (JSONL, appended, resumable).
 
-    Raises :class:`InputError` for missing inputs, :class:`ner.batch.output.OutputLocked` when
+    Raises :class:`InputError` for missing inputs, :class:`PipelineUnavailable` when the pipeline
+    cannot extract (the records written before are kept), :class:`ner.batch.output.OutputLocked` when
     another process writes ``output``, and ``OSError`` when the output cannot be written."""
     started = time.perf_counter()
     check_inputs(inputs)
@@ -179,17 +197,63 @@ def _extracted(chunks: Iterator[list[SourceText]], options: RunOptions) -> Itera
             chunks, options.pipeline, options.batch_size, options.workers, options.address
         )
         return
-    threads = max(1, (os.cpu_count() or 1) // options.workers)
     if options.workers == 1:
-        load_worker(options.pipeline, None)
+        _load_here(options.pipeline)
         yield from map(extract_chunk, chunks)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(options.workers, load_worker, (options.pipeline, threads)) as pool:
-        in_flight: deque = deque()
-        for chunk in chunks:
-            in_flight.append(pool.apply_async(extract_chunk, (chunk,)))
-            if len(in_flight) >= 2 * options.workers:
-                yield in_flight.popleft().get()
-        while in_flight:
-            yield in_flight.popleft().get()
+    yield from _from_workers(chunks, options)
+
+
+def _load_here(pipeline: str | None) -> None:
+    """Load the pipeline in this process; one that does not load is a reason to stop, not a traceback."""
+    try:
+        load_worker(pipeline, None)
+    except Exception as error:  # noqa: BLE001 - whatever the cause, the run cannot go on
+        raise PipelineUnavailable(f"{_named(pipeline)} cannot be loaded: {describe(error)}") from error
+
+
+def _from_workers(chunks: Iterator[list[SourceText]], options: RunOptions) -> Iterator[list[dict]]:
+    """Records of each chunk from ``options.workers`` spawned processes, in order.
+
+    ``ProcessPoolExecutor``, not ``multiprocessing.Pool``: when a worker dies (killed for lack of
+    memory, say) the executor fails its chunks, where the pool waits for them forever; and a worker
+    whose pipeline does not load says why with its first chunk (:func:`start_worker`)."""
+    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    pool = ProcessPoolExecutor(
+        options.workers,
+        multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(options.pipeline, threads),
+    )
+    kept = "; the records written so far are kept, and a rerun resumes"
+    try:
+        yield from _in_order(pool, chunks, 2 * options.workers)
+    except LoadFailed as error:
+        message = f"{_named(options.pipeline)} cannot be loaded in a worker process: {error}{kept}"
+        raise PipelineUnavailable(message) from error
+    except BrokenProcessPool as error:
+        message = (
+            f"a worker process stopped abruptly (killed, e.g. for lack of memory, or crashed) while loading "
+            f"or running {_named(options.pipeline)}; try fewer --workers{kept}"
+        )
+        raise PipelineUnavailable(message) from error
+    finally:  # on any stop, chunks not yet started are dropped: only those running are waited for
+        pool.shutdown(cancel_futures=True)
+
+
+def _in_order(
+    pool: ProcessPoolExecutor, chunks: Iterator[list[SourceText]], ahead: int
+) -> Iterator[list[dict]]:
+    """The records of each chunk in input order, at most ``ahead`` chunks in flight (so that reading
+    never runs far ahead of extraction)."""
+    in_flight: deque[Future] = deque()
+    for chunk in chunks:
+        in_flight.append(pool.submit(extract_in_worker, chunk))
+        if len(in_flight) >= ahead:
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
+
+
+def _named(pipeline: str | None) -> str:
+    return "the default pipeline" if pipeline is None else f"the pipeline {printable(pipeline)}"

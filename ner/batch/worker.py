@@ -36,6 +36,36 @@ def load_worker(pipeline: str | None, threads: int | None) -> None:
         )
 
 
+class LoadFailed(RuntimeError):
+    """This worker process has no pipeline: loading it failed, for the reason in the message (a
+    string, since the original exception may not survive pickling back to the parent)."""
+
+
+def start_worker(pipeline: str | None, threads: int | None) -> None:
+    """The initializer of worker processes: :func:`load_worker`, keeping a failure instead of raising it.
+
+    An initializer that raises ends its process, and the pool then respawns it forever
+    (``multiprocessing.Pool``) or breaks without saying why (``ProcessPoolExecutor``): the run hangs
+    or fails silently. Kept here, the reason goes back to the parent with the first chunk this worker
+    is given (:func:`extract_in_worker`), and the parent stops the run with it."""
+    WORKER.pop("load_error", None)
+    try:
+        load_worker(pipeline, threads)
+    except Exception as error:  # noqa: BLE001 - any failure to load is reported to the parent
+        logger.debug("the pipeline failed to load in this worker", exc_info=error)
+        WORKER.clear()
+        WORKER["load_error"] = describe(error)
+
+
+def extract_in_worker(items: list[SourceText]) -> list[dict | Skipped]:
+    """:func:`extract_chunk` in a worker started by :func:`start_worker`; raises :class:`LoadFailed` when
+    its pipeline did not load (checked here, outside :func:`extract_chunk`, whose per-document isolation
+    would otherwise list every document as failed when none could be tried)."""
+    if "load_error" in WORKER:
+        raise LoadFailed(WORKER["load_error"])
+    return extract_chunk(items)
+
+
 def extract_chunk(items: list[SourceText]) -> list[dict | Skipped]:
     """The records of ``items``, in order; when the chunk fails, each document is tried alone and
     those that still fail become :class:`Skipped` with the error (the others are not lost)."""
@@ -56,7 +86,11 @@ def _records_of(items: list[SourceText]) -> list[dict]:
 def _failure(item: SourceText, error: Exception) -> Skipped:
     """The reason a document could not be extracted, with where it failed (for a bug report)."""
     logger.debug("extraction failed for %s", printable(item.source), exc_info=error)
+    return Skipped(item.source, f"extraction failed: {describe(error)}", item.line, item.item)
+
+
+def describe(error: BaseException) -> str:
+    """``error`` in one line for a user: its type, message and where it was raised (for a bug report)."""
     frames = traceback.extract_tb(error.__traceback__)
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    reason = f"extraction failed: {type(error).__name__}: {str(error)[:1000]}{where}"
-    return Skipped(item.source, reason, item.line, item.item)
+    return f"{type(error).__name__}: {str(error)[:1000]}{where}"
