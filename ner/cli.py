@@ -320,17 +320,17 @@ def extract(
         folder = resolve(pipeline)
     except (InputError, OSError) as error:
         _refuse(error)
-    options = RunOptions(
-        str(folder),
-        batch_size,
-        workers,
-        glob,
-        text_field,
-        max_bytes,
-        fsync,
-        engine,
-        address,
-        read_timeout or None,
+    options = RunOptions(  # by keyword: a field added in the middle must not shift the others
+        pipeline=str(folder),
+        batch_size=batch_size,
+        workers=workers,
+        pattern=glob,
+        text_field=text_field,
+        max_bytes=max_bytes,
+        read_seconds=read_timeout or None,
+        fsync=fsync,
+        engine=engine,
+        address=address,
     )
     before = _line_count(output)
     try:

@@ -101,3 +101,23 @@ def test_compact_keeps_the_component_settings_and_can_set_the_ents_heads(multita
     assert "chemicals" in doc.spans
     wrong = runner.invoke(app, ["compact", str(kept), str(tmp_path / "w"), "--ents-head", "species"])
     assert wrong.exit_code == 2 and "species" in wrong.output
+
+
+def test_extract_passes_every_option_to_its_own_field(tmp_path, monkeypatch):
+    """RunOptions was built by position, and a field added in its middle shifted the rest:
+    --engine ray ran locally, every record was fsynced and --read-timeout was off."""
+    seen = {}
+
+    def fake_run(inputs, output, options, progress=True):
+        seen["options"] = options
+        raise SystemExit(0)
+
+    monkeypatch.setattr("ner.batch.runner.run", fake_run)
+    (tmp_path / "a.txt").write_text("Some text.", encoding="utf-8")
+    args = ["extract", str(tmp_path / "a.txt"), "-o", str(tmp_path / "o.jsonl"), "--pipeline", "conll04"]
+    args += ["--engine", "ray", "--read-timeout", "5", "--workers", "2", "--glob", "*.txt"]
+    runner.invoke(app, args)
+    options = seen["options"]
+    assert (options.engine, options.fsync, options.read_seconds) == ("ray", False, 5.0)
+    assert (options.workers, options.pattern, options.address) == (2, "*.txt", None)
+    assert options.pipeline == str(DEFAULT_PIPELINE)
