@@ -4,6 +4,7 @@ names fail with the list of shipped ones, and ``ner compact`` keeps which heads 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,13 +61,16 @@ def test_ner_load_takes_a_short_name():
 
 
 def test_extract_with_a_short_name_and_a_wrong_one(tmp_path):
+    """`ner extract --pipeline bio DOCS/` (issue 15's acceptance), and a name that is no pipeline."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text("Satya Nadella is the chief executive of Microsoft.", encoding="utf-8")
+    (docs / "a.txt").write_text("The drug cisplatin caused severe nephrotoxicity.", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", "conll04", "--quiet"])
+    result = runner.invoke(app, ["extract", str(docs), "-o", str(out), "--pipeline", "bio", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").count("\n") == 1
+    (record,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert record["pipeline"]["name"] == "bio"
+    assert {e["label"] for e in record["entities"]} <= {"Gene", "Chemical", "Disease"}
     args = ["extract", str(docs), "-o", str(tmp_path / "w.jsonl"), "--pipeline", "nosuch"]
     wrong = runner.invoke(app, args)
     assert wrong.exit_code == 2 and "no pipeline 'nosuch'" in wrong.output
