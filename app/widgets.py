@@ -14,11 +14,13 @@ from app.pipelines import ENV_PIPELINES, PipelineInfo, discover
 
 def offered_pipelines() -> list[PipelineInfo]:
     """The pipelines on offer; looked for again every 30 s, so a training run that finishes shows up."""
-    return _discover(os.environ.get(ENV_PIPELINES, ""), str(Path.cwd()))
+    return discover_cached(os.environ.get(ENV_PIPELINES, ""), str(Path.cwd()))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _discover(listed: str, cwd: str) -> list[PipelineInfo]:
+def discover_cached(listed: str, cwd: str) -> list[PipelineInfo]:
+    """``discover`` for 30 s per (listed, cwd); a page that knows a run has just finished calls
+    ``discover_cached.clear()`` so that it shows up now."""
     return discover({ENV_PIPELINES: listed}, Path(cwd))
 
 

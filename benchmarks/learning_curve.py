@@ -39,15 +39,6 @@ from ner.project_training import HEAD, ProjectTraining, train_project  # noqa: E
 
 RESULT = ROOT / "benchmarks" / "results" / "learning_curve.json"
 FIGURE = ROOT / "docs" / "learning_curve.svg"
-QUICK_ENCODER = {  # tests/conftest.py's tiny BERT: only to check that the script runs
-    "model_type": "bert",
-    "vocab_size": 30522,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-}
 
 
 def arguments() -> argparse.Namespace:
@@ -101,9 +92,10 @@ def quick_encoder(folder: Path) -> Path:
     import torch
 
     from ner.encoder import DEFAULT_ENCODER, Encoder
+    from ner.testing import TINY_BERT
 
     torch.manual_seed(0)
-    encoder = Encoder.from_config(QUICK_ENCODER, DEFAULT_ENCODER)
+    encoder = Encoder.from_config(TINY_BERT, DEFAULT_ENCODER)
     encoder.transformer.save_pretrained(str(folder))
     encoder.tokenizer.save_pretrained(str(folder))
     return folder

@@ -175,8 +175,10 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
-def _override(data: dict, dotted: str, value: object, path: Path) -> None:
-    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating missing tables."""
+def set_dotted(data: dict, dotted: str, value: object, path: Path) -> None:
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating missing tables: how a
+    ``--set`` override reaches a config (``path`` names the source in the error when a key below
+    a value is not a table)."""
     *parents, key = dotted.split(".")
     target = data
     for depth, part in enumerate(parents):
@@ -195,7 +197,7 @@ def load_config(
     path = Path(path)
     data = _read_toml(path)
     for dotted, value in (overrides or {}).items():
-        _override(data, dotted, value, path)
+        set_dotted(data, dotted, value, path)
     if only_tasks:
         if not isinstance(data.get("tasks"), list) or not all(isinstance(t, dict) for t in data["tasks"]):
             raise ConfigError(f"{path}: 'tasks' must be a list of [[tasks]] tables")

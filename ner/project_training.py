@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ner.annotation import AnnotatedDoc, AnnotationError, AnnotationStore, Project, export
-from ner.config import ConfigError, TrainConfig, _override
+from ner.config import ConfigError, TrainConfig, set_dotted
 from ner.encoder import resolve_encoder
 from ner.files import read_json_object, write_atomic
 from ner.pipeline import DEFAULT_PIPELINE
@@ -261,7 +261,7 @@ def build_config(
         data["init_from"] = settings.base
     where = Path("--set")
     for dotted, value in (overrides or {}).items():
-        _override(data, dotted, value, where)
+        set_dotted(data, dotted, value, where)
     try:
         return TrainConfig.model_validate(data)
     except ValueError as error:

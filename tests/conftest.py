@@ -16,16 +16,7 @@ from ner.corpora import read_spert_json, read_spert_types
 from ner.documents import Document, Entity, Relation, RelationType, Schema
 from ner.encoder import DEFAULT_ENCODER, Encoder
 from ner.model import ExtractionModel
-
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 30522,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-}
+from ner.testing import TINY_BERT
 
 DATA = Path(__file__).parent / "data"
 

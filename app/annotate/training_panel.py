@@ -52,7 +52,7 @@ def list_finished_runs() -> None:
     offered = {info.path.resolve() for info in widgets.offered_pipelines()}
     for job in training_job.jobs(paths.data_folder()):
         if job.output.resolve() not in offered and job.state() == "done":
-            widgets._discover.clear()
+            widgets.discover_cached.clear()
             return
 
 
@@ -165,7 +165,7 @@ def _outcome(job: training_job.Job) -> None:
         and st.session_state.get(LISTED) != job.id
     ):
         st.session_state[LISTED] = job.id  # once: it ended after the page listed the pipelines
-        widgets._discover.clear()
+        widgets.discover_cached.clear()
         st.rerun()
     if progress.state == "done":
         st.success(
