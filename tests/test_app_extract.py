@@ -3,12 +3,13 @@ relations and download out; bad input gives a message, never a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ner.pipeline import build_pipeline, save
+from ner.pipeline import build_pipeline, save, shipped_pipelines
 from tests.conftest import tiny_model
 
 MAIN = str(Path(__file__).parents[1] / "app" / "main.py")
@@ -45,7 +46,9 @@ def test_empty_page_says_what_to_do(app):
     assert not app.exception
     assert app.title[0].value == "Extract"
     assert app.info[0].value.startswith("Paste some text or upload a file")
-    assert [p for p in app.selectbox(key="extract_pipeline").options] == ["conll04_spert", "tiny"]
+    shipped = [json.loads((path / "meta.json").read_text())["name"] for path in shipped_pipelines().values()]
+    assert shipped[0] == "conll04_spert"  # the default first, then the other shipped ones, then listed ones
+    assert [p for p in app.selectbox(key="extract_pipeline").options] == [*shipped, "tiny"]
 
 
 def test_extract_shows_entities_with_scores_heads_relations_and_download(app):
