@@ -99,3 +99,20 @@ def spert_predictions(model, texts) -> list[tuple[list, list]]:
             )
         )
     return out
+
+
+@pytest.fixture(scope="session")
+def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
+    """A two-head tagger pipeline (genes, chemicals) trained by ``ner train`` on tests/data's toy
+    multi-task config with the tiny encoder; its training output names both heads' test scores."""
+    from typer.testing import CliRunner
+
+    from ner.cli import app
+
+    output = tmp_path_factory.mktemp("mt") / "pipeline"
+    args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
+    assert result.exit_code == 0, result.output
+    assert "genes test micro F1 (raw text): entities" in result.output and "chemicals test" in result.output
+    assert "genes test micro F1 (pipeline tokens): entities" in result.output
+    return output

@@ -118,17 +118,6 @@ def test_train_rejects_a_bad_config(tmp_path):
     assert "surprise" in result.output
 
 
-@pytest.fixture(scope="module")
-def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
-    output = tmp_path_factory.mktemp("mt") / "pipeline"
-    args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
-    result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
-    assert result.exit_code == 0, result.output
-    assert "genes test micro F1 (raw text): entities" in result.output and "chemicals test" in result.output
-    assert "genes test micro F1 (pipeline tokens): entities" in result.output
-    return output
-
-
 def test_evaluate_scores_every_head_on_its_own_test_split(multitask, tmp_path):
     out = tmp_path / "scores.json"
     result = runner.invoke(app, ["evaluate", str(multitask), "--data-root", str(DATA), "-o", str(out)])

@@ -77,15 +77,6 @@ def test_extract_with_a_short_name_and_a_wrong_one(tmp_path):
     assert not (tmp_path / "w.jsonl").exists()
 
 
-@pytest.fixture(scope="module")
-def multitask(tmp_path_factory, tiny_encoder_dir) -> Path:
-    output = tmp_path_factory.mktemp("mt") / "pipeline"
-    args = ["train", str(DATA / "toy_multitask.toml"), "-o", str(output), "--quiet"]
-    result = runner.invoke(app, [*args, "--set", f"encoder.name={tiny_encoder_dir}"])
-    assert result.exit_code == 0, result.output
-    return output
-
-
 def extractor_config(path: Path) -> dict:
     return dict(spacy.load(path).config["components"]["ner_extractor"])
 
