@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -251,29 +251,29 @@ def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
     url, work = server
     page.goto(url)
     page.get_by_role("button", name="Extract").wait_for(timeout=240_000)  # the first run imports torch
-    page.get_by_role("button", name="Extract").click()
+    click(page, "button", "Extract")
     page.get_by_text("The text is empty: paste some text, then press Extract.").wait_for()
 
     page.get_by_label("Text").fill("John Smith works for Acme Corp in Boston.")
-    page.get_by_role("button", name="Extract").click()
+    click(page, "button", "Extract")
     page.locator("mark.ner-mark").first.wait_for(timeout=180_000)  # the first run loads the model
     marks = page.locator("mark.ner-mark").all_inner_texts()
     assert any(m.startswith("John Smith") and "PEOP" in m.upper() for m in marks), marks
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download JSON").click()
+        click(page, "button", "Download JSON")
     assert download.value.suggested_filename == "pasted-text.extraction.jsonl"  # named after the input
     screenshot(page, "extract")
 
-    page.get_by_role("link", name="Models").click()
+    click(page, "link", "Models")
     page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
     screenshot(page, "models")
 
     dataset = work / "projects" / "docs.jsonl"  # in the data folder: the app opens nothing elsewhere
     dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")
-    page.get_by_role("link", name="Annotate").click()
+    click(page, "link", "Annotate")
     page.get_by_role("textbox", name="Dataset file or folder").fill(str(dataset))
     screenshot(page, "annotate-open")
-    page.get_by_role("button", name="Open dataset").click()
+    click(page, "button", "Open dataset")
     mark(page, "Anna Meyer").wait_for()
 
     page.locator("[data-testid=stButtonGroup] button", has_text="Loc").click()  # the label for new spans
@@ -281,14 +281,14 @@ def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
     mark(page, "Paris").wait_for()
     page.locator(".st-key-accept_span_0_0_14_24_Peop_suggested button").first.click()
     page.locator(".st-key-accept_span_0_0_14_24_Peop_accepted").first.wait_for(state="attached")
-    page.get_by_role("combobox", name="Relation").click()
-    page.get_by_role("option", name="Live_In").click()
+    click(page, "combobox", "Relation")
+    click(page, "option", "Live_In")
     expect(page.get_by_role("combobox", name="Relation")).to_have_value("Live_In")
     mark(page, "Anna Meyer").click()  # a click on an entity fills "From", the next one "To"
     expect(page.get_by_role("combobox", name="From")).to_have_value("Anna Meyer (Peop)")
     mark(page, "Paris").click()
     expect(page.get_by_role("combobox", name="To")).to_have_value("Paris (Loc)")
-    page.get_by_role("button", name="Add relation").click()
+    click(page, "button", "Add relation")
     page.get_by_text("Live_In →").wait_for()
     screenshot(page, "annotate")
 
@@ -297,7 +297,7 @@ def test_extract_annotate_export_in_a_real_browser(server, page, tmp_path):
     page.get_by_text("Document 2 of 2").wait_for()
     page.get_by_text("1 of 2 documents done").wait_for()
     with page.expect_download() as download:
-        page.get_by_role("button", name="JSONL records").click()
+        click(page, "button", "JSONL records")
     exported = tmp_path / "export.jsonl"
     download.value.save_as(exported)
     assert exported.read_text(encoding="utf-8") == expected_export()
@@ -343,21 +343,38 @@ def settle(page) -> None:
     )
 
 
-def the_selector(page):
-    """The span selector once only one is on the page: while the page reruns after "Next", the old
-    document's selector can still be there beside the new one (a strict-mode violation, not a
-    retry, for Playwright's expect)."""
-    selector = page.locator(".ner-selector")
-    expect(selector).to_have_count(1)
-    return selector
+def once(page, locator, act: Callable, attempts: int = 5):
+    """``act(locator)`` once the page has settled and ``locator`` matches one element.
+
+    While the page reruns, Streamlit can show an old and a new copy of a widget for a moment, and
+    a rerun can begin between the count and the act: Playwright then raises a strict-mode
+    violation at once (no retry, for a click or an ``expect``), so the whole step is retried.
+    """
+    from playwright.sync_api import Error
+
+    for attempt in range(attempts):
+        settle(page)
+        expect(locator).to_have_count(1)
+        try:
+            return act(locator)
+        except Error as error:  # AssertionError (a wrong text) is not retried here
+            if "strict mode violation" not in str(error) or attempt == attempts - 1:
+                raise
 
 
-def textbox(page, name: str):
-    """The text field ``name`` once the page has settled (during a rerun Streamlit can show the
-    old and the new copy of a form for a moment)."""
-    field = page.get_by_role("textbox", name=name)
-    expect(field).to_have_count(1)
-    return field
+def selector_shows(page, text: str) -> None:
+    """The span selector (one, once the old document's copy is gone) shows ``text``."""
+    once(page, page.locator(".ner-selector"), lambda selector: expect(selector).to_have_text(text))
+
+
+def fill(page, name: str, value: str) -> None:
+    """Type ``value`` into the one text field ``name``."""
+    once(page, page.get_by_role("textbox", name=name), lambda field: field.fill(value))
+
+
+def click(page, role: str, name: str | re.Pattern) -> None:
+    """Click the one element ``role`` named ``name`` (a click on an old copy would be lost)."""
+    once(page, page.get_by_role(role, name=name), lambda element: element.click())
 
 
 def test_paths_outside_the_data_folder_are_refused_in_a_real_browser(server, page):
@@ -381,29 +398,29 @@ def test_paths_outside_the_data_folder_are_refused_in_a_real_browser(server, pag
         "The last project could not be reopened: /etc/passwd is outside the data folder"
     ).wait_for(timeout=240_000)
     for raw, message in refused:  # the dataset field
-        textbox(page, "Dataset file or folder").fill(raw)
-        page.get_by_role("button", name="Open dataset").click()
+        fill(page, "Dataset file or folder", raw)
+        click(page, "button", "Open dataset")
         page.get_by_text(message).wait_for()
     screenshot(page, "annotate-refused")
 
-    page.get_by_role("tab", name="Upload a dataset").click()  # larger than the app accepts
+    click(page, "tab", "Upload a dataset")  # larger than the app accepts
     page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
         files=[{"name": "big.jsonl", "mimeType": "application/json", "buffer": b" " * (27 * 10**6)}]
     )
     page.get_by_text("or smaller").wait_for()
     assert snapshot(data) == inside  # nothing read into a project, no upload kept
 
-    page.get_by_role("tab", name="Dataset on the server").click()
-    textbox(page, "Dataset file or folder").fill("refusals.jsonl")
-    page.get_by_role("button", name="Open dataset").click()
+    click(page, "tab", "Dataset on the server")
+    fill(page, "Dataset file or folder", "refusals.jsonl")
+    click(page, "button", "Open dataset")
     mark(page, "Anna Meyer").wait_for()
     for raw, message in [  # the export folder
         (str(work / "exports"), f"{work / 'exports'} is outside the data folder"),
         ("../exports", "../exports is outside the data folder"),
         ("/etc", "/etc is outside the data folder"),
     ]:
-        textbox(page, "Or write all four to a folder on the server").fill(raw)
-        page.get_by_role("button", name="Export to folder").click()
+        fill(page, "Or write all four to a folder on the server", raw)
+        click(page, "button", "Export to folder")
         page.get_by_text(message).wait_for()
     screenshot(page, "export-refused")
     assert "root:" not in page.content() and "the secret" not in page.content()
@@ -421,27 +438,27 @@ def test_a_folder_with_a_bad_file_opens_and_a_reload_resumes_in_a_real_browser(s
 
     page.goto(f"{url}/annotate")
     page.get_by_role("textbox", name="Dataset file or folder").wait_for(timeout=240_000)  # a cold start
-    textbox(page, "Dataset file or folder").fill("texts")
-    page.get_by_role("button", name="Open dataset").click()
+    fill(page, "Dataset file or folder", "texts")
+    click(page, "button", "Open dataset")
     page.get_by_text("1 file was left out of texts: the other 3 opened.").wait_for()
     row = page.locator("[data-testid=stTable] tr", has_text="binary.txt")
     expect(row).to_contain_text("this is not a text file (binary content)")
-    expect(the_selector(page)).to_have_text("Zoë à Paris, café crème.")
+    selector_shows(page, "Zoë à Paris, café crème.")
     screenshot(page, "annotate-folder")
 
     for number in (2, 3):  # the last is the subfolder's file
         settle(page)  # a click while the page reruns can land on an element that is being replaced
-        page.get_by_role("button", name=re.compile(r"^Next\b")).click()
+        click(page, "button", re.compile(r"^Next\b"))
         page.get_by_text(f"Document {number} of 3").wait_for()
-    expect(the_selector(page)).to_have_text("Bob Stone works for Acme Corp.")
+    selector_shows(page, "Bob Stone works for Acme Corp.")
 
-    page.get_by_role("link", name="Models").click()  # another page drops the query from the URL
+    click(page, "link", "Models")  # another page drops the query from the URL
     page.locator("[data-testid=stVegaLiteChart]").first.wait_for()
-    page.get_by_role("link", name="Annotate").click()
+    click(page, "link", "Annotate")
     page.get_by_text("Document 3 of 3").wait_for()
     page.reload()  # a new session: the URL alone must bring the project back
     page.get_by_text("Document 3 of 3").wait_for(timeout=120_000)
-    expect(the_selector(page)).to_have_text("Bob Stone works for Acme Corp.")
+    selector_shows(page, "Bob Stone works for Acme Corp.")
     assert (
         "project=texts.annotations.json" in page.url
         and (work / "projects" / "texts.annotations.json").is_file()

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.test_app_browser import (  # noqa: F401 (page, screenshots, server: fixtures)
+    click,
     expect,
+    fill,
     mark,
     page,
     screenshot,
     screenshots,
     server,
-    textbox,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -48,14 +49,6 @@ def record() -> dict:
     return {"id": "c", "text": TEXT, "entities": entities, "relations": []}
 
 
-def settled(page, role: str, name: str):  # noqa: F811
-    """The one element ``role`` named ``name`` (during a rerun Streamlit can show an old and a new
-    copy of a widget for a moment: a click on the old one would be lost)."""
-    element = page.get_by_role(role, name=name)
-    expect(element).to_have_count(1)
-    return element
-
-
 def nothing_suggested(project: dict) -> bool:
     return all(span.get("status") != "suggested" for doc in project["docs"] for span in doc["spans"])
 
@@ -64,7 +57,7 @@ def accept_all_until_saved(page, path: Path, attempts: int = 3) -> None:  # noqa
     """Click "Accept all" until the saved project has no suggestion left: a click that lands while
     the page reruns (after a setting changed) can be lost, in a loaded CI run it was."""
     for attempt in range(attempts):
-        settled(page, "button", "Accept all").click()
+        click(page, "button", "Accept all")
         try:
             wait_until_saved(path, nothing_suggested, timeout=30)
             return
@@ -89,8 +82,8 @@ def test_overlapping_suggestions_and_a_refused_export_in_a_real_browser(server, 
     (data / "overlaps.jsonl").write_text(json.dumps(record()) + "\n", encoding="utf-8")
     page.goto(f"{url}/annotate")
     page.get_by_role("textbox", name="Dataset file or folder").wait_for(timeout=240_000)  # imports torch
-    textbox(page, "Dataset file or folder").fill("overlaps.jsonl")
-    page.get_by_role("button", name="Open dataset").click()
+    fill(page, "Dataset file or folder", "overlaps.jsonl")
+    click(page, "button", "Open dataset")
     mark(page, "Composer Thomas").wait_for()
     marks = page.locator(".ner-selector mark")
     expect(marks).to_have_count(2)  # "Composer Thomas" and "Chisholm , Minn": the resolved ones
@@ -102,7 +95,7 @@ def test_overlapping_suggestions_and_a_refused_export_in_a_real_browser(server, 
 
     page.get_by_text("Show overlapping suggestions").click()
     expect(marks).to_have_count(5)
-    settled(page, "button", "Accept all").click()
+    click(page, "button", "Accept all")
     page.get_by_text("Accept all left 3 suggestions").wait_for()
     page.get_by_text("'Thomas' (Peop) overlaps 'Composer Thomas' (Peop)", exact=False).wait_for()
     expect(page.locator(".ner-selector mark.ner-suggested")).to_have_count(3)
@@ -115,8 +108,8 @@ def test_overlapping_suggestions_and_a_refused_export_in_a_real_browser(server, 
     expect(page.locator(".ner-selector mark.ner-suggested")).to_have_count(0)
     expect(page.get_by_role("button", name="CoNLL IOB2")).to_be_disabled()
 
-    textbox(page, "Or write all four to a folder on the server").fill("exports")
-    settled(page, "button", "Export to folder").click()
+    fill(page, "Or write all four to a folder on the server", "exports")
+    click(page, "button", "Export to folder")
     page.get_by_text("Nothing was written: document 'c'").wait_for()
     screenshot(page, "export-refused-overlaps")
     assert not (data / "exports").exists()
