@@ -9,8 +9,8 @@ Two additions, each with every strategy on the same settings and seed:
 
 * ``species_on_conll04``: a LINNAEUS species tagger added to the shipped CoNLL04 SpERT pipeline;
 * ``bio_head``: the ncbi_disease tagger added to a pipeline with the other bio heads of
-  ``pipelines/bioner.toml`` (bc2gm, bc5cdr_chem, bc5cdr_disease), trained here first unless
-  ``--bio-base`` names one.
+  ``pipelines/bio.toml``, the shipped bio recipe (bc2gm, bc5cdr_chem, bc5cdr_disease), trained
+  here first unless ``--bio-base`` names one.
 
 Per run it records the old heads' test F1 before and after (SpERT: entities and typed relations),
 the new head's test F1, the training time (``ner train``'s own: the epochs' training seconds and
@@ -46,7 +46,8 @@ from ner.tasks import TaskData, TaskSettings, read_split  # noqa: E402
 from ner.training import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BIONER = ROOT / "pipelines" / "bioner.toml"
+#: the shipped bio pipeline's recipe (e5, 6 layers, its own tokenization): the bio addition grows that
+BIO = ROOT / "pipelines" / "bio.toml"
 STRATEGIES = ("fine_tune", "frozen_encoder", "rehearsal", "distill", "branch")
 LINNAEUS = {
     "name": "linnaeus",
@@ -56,13 +57,13 @@ LINNAEUS = {
     "dev": "linnaeus/dev.tsv",
     "test": "linnaeus/test.tsv",
 }
-#: the training settings of an addition (``pipelines/bioner.toml``'s, for a tagging head)
+#: the training settings of an addition (``pipelines/bio.toml``'s, for a tagging head)
 TRAINING = {"batch_size": 32, "learning_rate": 1e-4, "head_learning_rate": 1e-3, "warmup": 0.1, "seed": 42}
 
 
 def bio_tasks() -> dict[str, dict]:
-    """The tasks of ``pipelines/bioner.toml`` as config tables, by name."""
-    config = load_config(BIONER)
+    """The tasks of ``pipelines/bio.toml`` as config tables, by name."""
+    config = load_config(BIO)
     return {task.name: task.model_dump(mode="json", exclude_none=True) for task in config.tasks}
 
 
@@ -192,7 +193,7 @@ def addition(name: str, base: Path, task: dict, args) -> dict:
 
 def bio_base(args) -> Path:
     """``--bio-base``, or a pipeline of the bio heads other than ncbi_disease trained here with the
-    benchmark's limits (``pipelines/bioner.toml``'s settings otherwise)."""
+    benchmark's limits (``pipelines/bio.toml``'s settings otherwise)."""
     if args.bio_base is not None:
         return args.bio_base
     output = args.work / "bio_base"
@@ -202,10 +203,10 @@ def bio_base(args) -> Path:
             overrides[f"training.{key}"] = value
     if args.threads:
         overrides["training.threads"] = args.threads
-    config = load_config(BIONER, overrides, only_tasks=["bc2gm", "bc5cdr_chem", "bc5cdr_disease"])
+    config = load_config(BIO, overrides, only_tasks=["bc2gm", "bc5cdr_chem", "bc5cdr_disease"])
     for task in config.tasks:  # scored by this script (test_scores), not a second time by train
         task.test = None
-    train(config, BIONER.parent, output, progress=not args.quiet)
+    train(config, BIO.parent, output, progress=not args.quiet)
     return output
 
 

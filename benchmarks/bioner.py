@@ -1,7 +1,7 @@
 """MT-BioNER benchmark: one multi-task model against one single-task model per dataset.
 
-    python benchmarks/bioner.py --multi runs/bioner --single runs/bioner_{task} \\
-        [--sentences 500] [--threads 2] [--output benchmarks/results/bioner.json]
+    python benchmarks/bioner.py [--config pipelines/bioner.toml] --multi runs/bioner \\
+        --single runs/bioner_{task} [--sentences 500] [--threads 2] [--output benchmarks/results/bioner.json]
 
 * Accuracy: each run's test scores from its ``metrics.json`` (written by ``ner train`` with the
   evaluator of ``ner evaluate``: seqeval strict, IOB2, on the full official test split).
@@ -40,12 +40,17 @@ CONFIG = ROOT / "pipelines" / "bioner.toml"
 REFERENCE = {"bc2gm": 84.72, "bc5cdr_chem": 93.47, "bc5cdr_disease": 87.15, "ncbi_disease": 89.71}
 
 
+def test_f1(scores: dict) -> dict[str, float]:
+    """Entity micro F1 per task of one ``metrics.json`` test block."""
+    return {task: round(task_scores["entities"]["micro"]["f1"], 2) for task, task_scores in scores.items()}
+
+
 def run_summary(directory: Path) -> dict:
+    """A run's test F1 (corpus tokens, and raw text when ``ner train`` scored it) and its time."""
     metrics = json.loads((directory / "metrics.json").read_text())
     return {
-        "test_f1": {
-            task: round(scores["entities"]["micro"]["f1"], 2) for task, scores in metrics["test"].items()
-        },
+        "test_f1": test_f1(metrics["test"]),
+        "test_raw_text_f1": test_f1(metrics["test_raw_text"]) if "test_raw_text" in metrics else None,
         "epochs": len(metrics["epochs"]),
         "best_epoch": metrics["best_epoch"],
         "train_seconds": round(sum(e["train_seconds"] for e in metrics["epochs"]), 1),
@@ -68,7 +73,19 @@ def markdown(result: dict) -> str:
     """The BENCHMARKS.md tables of a result."""
     acc, training, inference = result["accuracy"], result["training"], result["inference"]
     single, multi, ref = acc["single_task"], acc["multi_task"], acc["biobert_reference"]
-    rows = [
+    raw = acc.get("raw_text")
+    rows = []
+    if raw:
+        rows += [
+            "| test set | single-task, raw text | multi-task, raw text | multi − single, raw text |",
+            "|---|---|---|---|",
+        ]
+        for task in [*REFERENCE, "mean"]:
+            name = "**mean**" if task == "mean" else task
+            one, many = raw["single_task"][task], raw["multi_task"][task]
+            rows.append(f"| {name} | {one:.2f} | {many:.2f} | {many - one:+.2f} |")
+        rows.append("")
+    rows += [
         "| test set | single-task | multi-task | multi − single | BioBERT (single-task) | multi-task gap |",
         "|---|---|---|---|---|---|",
     ]
@@ -108,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the runs' recipe (its tasks and data)")
     parser.add_argument("--multi", type=Path, default=Path("runs/bioner"))
     parser.add_argument("--single", default="runs/bioner_{task}", help="pattern of the single-task runs")
     parser.add_argument("--sentences", type=int, default=500, help="test sentences per dataset for speed")
@@ -124,14 +142,26 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
 
-    config = load_config(CONFIG)
-    root = config.root(CONFIG.parent)
+    config = load_config(args.config)
+    root = config.root(args.config.parent)
     tasks = [task.name for task in config.tasks]
     singles = {task: Path(args.single.format(task=task)) for task in tasks}
     multi = run_summary(args.multi)
     single = {task: run_summary(path) for task, path in singles.items()}
     single_f1 = {task: single[task]["test_f1"][task] for task in tasks}
     mean = lambda values: round(sum(values) / len(values), 2)  # noqa: E731
+    accuracy = {
+        "multi_task": {**multi["test_f1"], "mean": mean(multi["test_f1"].values())},
+        "single_task": {**single_f1, "mean": mean(single_f1.values())},
+        "biobert_reference": {**REFERENCE, "mean": mean(REFERENCE.values())},
+    }
+    if multi["test_raw_text_f1"] and all(run["test_raw_text_f1"] for run in single.values()):
+        raw_single = {task: single[task]["test_raw_text_f1"][task] for task in tasks}
+        raw_multi = multi["test_raw_text_f1"]
+        accuracy["raw_text"] = {  # the headline protocol (issue 13); the tables above are corpus tokens
+            "multi_task": {**raw_multi, "mean": mean(raw_multi.values())},
+            "single_task": {**raw_single, "mean": mean(raw_single.values())},
+        }
 
     texts = []
     for task in config.tasks:
@@ -150,11 +180,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{args.threads} threads",
         "encoder": config.encoder.name,
-        "accuracy": {
-            "multi_task": {**multi["test_f1"], "mean": mean(multi["test_f1"].values())},
-            "single_task": {**single_f1, "mean": mean(single_f1.values())},
-            "biobert_reference": {**REFERENCE, "mean": mean(REFERENCE.values())},
-        },
+        "config": str(args.config.resolve().relative_to(ROOT)),
+        "accuracy": accuracy,
         "training": {
             "multi_task": multi,
             "single_task": single,
