@@ -421,24 +421,36 @@ def compact(
         list[str] | None,
         typer.Option("--ents-head", help="a head that feeds doc.ents (repeat; default: keep the pipeline's)"),
     ] = None,
+    embedding_dtype: Annotated[
+        str | None,
+        typer.Option(
+            help="how the loaded pipeline holds its word embeddings: float32, float16 or int8 "
+            "(default: keep the pipeline's; the stored weights are the same either way)"
+        ),
+    ] = None,
 ) -> None:
     """Re-save a pipeline storing only what differs from its base encoder, in half precision or int8.
-    The component's other settings (which heads feed doc.ents, segments) are kept."""
+    The component's other settings (which heads feed doc.ents, segments, embeddings) are kept."""
     _quiet_transformers()
     from ner.pipeline import build_pipeline, extractor_model, extractor_settings, load, resolve, save
     from ner.provenance import provenance
 
-    if storage not in {"delta", "full"} or dtype not in {"float16", "float32", "int8"}:
-        raise typer.BadParameter("storage must be delta or full, dtype float16, float32 or int8")
+    dtypes = {"float16", "float32", "int8"}
+    if storage not in {"delta", "full"} or dtype not in dtypes or embedding_dtype not in dtypes | {None}:
+        raise typer.BadParameter(
+            "storage must be delta or full; dtype and embedding dtype float16, float32 or int8"
+        )
     folder = resolve(pipeline)
-    trained = load(folder)
+    trained = load(folder, whole=True)
     model = extractor_model(trained)
-    settings = extractor_settings(trained)
+    settings = extractor_settings(folder)
     if ents_heads:
         unknown = sorted(set(ents_heads) - set(model.heads))
         if unknown:
             raise typer.BadParameter(f"--ents-head {unknown}: not heads of the pipeline: {list(model.heads)}")
         settings["ents_heads"] = list(ents_heads)
+    if embedding_dtype:
+        settings["embedding_dtype"] = embedding_dtype
     meta = {**trained.meta, "name": name or trained.meta["name"], "compacted_by": provenance()}
     nlp = build_pipeline(model, trained.lang, meta["name"], storage, dtype, meta=meta, settings=settings)
     save(nlp, output)

@@ -93,10 +93,25 @@ def save(nlp: Language, path: str | Path) -> None:
     nlp.to_disk(path)
 
 
-def load(name_or_path: str | Path | None = None) -> Language:
+#: ``ner_extractor`` settings under which a loaded model holds every weight it was trained with, as
+#: training on from a pipeline and re-saving it need: the inference settings a pipeline may ship with
+#: (ONNX, rounded or fewer word-embedding rows) drop or round some of them
+WHOLE_MODEL = {"backend": "torch", "embedding_dtype": "float32", "vocab_rows": "all"}
+
+
+def load(name_or_path: str | Path | None = None, *, whole: bool = False) -> Language:
     """``spacy.load`` of a pipeline given by short name (:data:`SHIPPED`) or directory; the shipped
-    default when None. A pipeline saved before :mod:`ner.tokenizer` existed gets its behaviour too."""
-    return accept_any_text(spacy.load(resolve(name_or_path)))
+    default when None. A pipeline saved before :mod:`ner.tokenizer` existed gets its behaviour too.
+    ``whole``: with every trained weight in memory (:data:`WHOLE_MODEL`), to train on or re-save."""
+    folder = resolve(name_or_path)
+    overrides = {"components": {name: WHOLE_MODEL for name in extractor_names(folder)}} if whole else {}
+    return accept_any_text(spacy.load(folder, config=overrides))
+
+
+def extractor_names(folder: Path) -> list[str]:
+    """The names of a saved pipeline's ``ner_extractor`` components (from its config.cfg)."""
+    components = spacy.util.load_config(folder / "config.cfg")["components"]
+    return [name for name, block in components.items() if block.get("factory") == "ner_extractor"]
 
 
 def extractor_model(nlp: Language) -> ExtractionModel:
@@ -108,11 +123,11 @@ def extractor_model(nlp: Language) -> ExtractionModel:
     raise ValueError("this pipeline has no ner_extractor component")
 
 
-def extractor_settings(nlp: Language) -> dict:
-    """The ``ner_extractor`` config values of a loaded pipeline other than its storage form, so that
-    re-saving it (``ner compact``) keeps how it merges heads into ``doc.ents`` and cuts segments."""
-    for name, _ in nlp.pipeline:
-        config = dict(nlp.config["components"][name])
-        if config.get("factory") == "ner_extractor":
-            return {k: v for k, v in config.items() if k not in ("factory", "storage", "dtype")}
+def extractor_settings(folder: Path) -> dict:
+    """The ``ner_extractor`` config values of a saved pipeline other than its storage form, so that
+    re-saving it (``ner compact``) keeps how it merges heads into ``doc.ents``, cuts segments and
+    holds its embeddings (read from disk: a pipeline loaded ``whole`` has other values in memory)."""
+    components = spacy.util.load_config(folder / "config.cfg")["components"]
+    for name in extractor_names(folder):
+        return {k: v for k, v in components[name].items() if k not in ("factory", "storage", "dtype")}
     raise ValueError("this pipeline has no ner_extractor component")

@@ -89,7 +89,7 @@ def build_model(config: TrainConfig) -> tuple[ExtractionModel, list[dict]]:
     """The model training starts from, and the task records of its heads (``init_from``'s, or none)."""
     if config.init_from is not None:
         try:
-            nlp = load(config.init_from)
+            nlp = load(config.init_from, whole=True)  # trains on: every weight, unrounded
         except (OSError, ValueError, RuntimeError) as error:
             raise ConfigError(f"init_from {config.init_from}: cannot load the pipeline: {error}") from error
         return extractor_model(nlp), list(nlp.meta.get("training", {}).get("tasks", []))

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import ner
 from ner import pipeline
 from ner.cli import app
-from ner.pipeline import DEFAULT_PIPELINE, SHIPPED, resolve, shipped_pipelines
+from ner.embeddings import is_compact
+from ner.pipeline import DEFAULT_PIPELINE, SHIPPED, extractor_model, load, resolve, shipped_pipelines
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -96,6 +97,27 @@ def test_compact_keeps_the_component_settings_and_can_set_the_ents_heads(multita
     assert "chemicals" in doc.spans
     wrong = runner.invoke(app, ["compact", str(kept), str(tmp_path / "w"), "--ents-head", "species"])
     assert wrong.exit_code == 2 and "species" in wrong.output
+
+
+def test_compact_sets_how_the_loaded_pipeline_holds_its_embeddings(multitask, tmp_path):
+    """fp16 embedding rows are a load-time setting: the stored weights stay whole, so compacting the
+    fp16 pipeline back to float32 rows gives the first pipeline's predictions again (compacting a
+    pipeline loaded with its rounded rows failed: the model held no full matrix to save). Training
+    on from it (init_from) loads it whole the same way."""
+    half, back = tmp_path / "half", tmp_path / "back"
+    result = runner.invoke(app, ["compact", str(multitask), str(half), "--embedding-dtype", "float16"])
+    assert result.exit_code == 0, result.output
+    assert extractor_config(half)["embedding_dtype"] == "float16"
+    assert is_compact(extractor_model(load(half)).encoder.transformer)
+    assert not is_compact(extractor_model(load(half, whole=True)).encoder.transformer)
+    assert extractor_config(multitask)["embedding_dtype"] == "float32"
+    result = runner.invoke(app, ["compact", str(half), str(back), "--embedding-dtype", "float32"])
+    assert result.exit_code == 0, result.output
+    text = "BRCA1 and aspirin and cisplatin in BRCA2 carriers"
+    spans = lambda doc: {k: [(s.start, s.end, s.label_) for s in v] for k, v in doc.spans.items()}  # noqa: E731
+    assert spans(spacy.load(back)(text)) == spans(spacy.load(multitask)(text))
+    wrong = runner.invoke(app, ["compact", str(half), str(tmp_path / "w"), "--embedding-dtype", "bf16"])
+    assert wrong.exit_code == 2 and "embedding dtype" in wrong.output
 
 
 def test_extract_passes_every_option_to_its_own_field(tmp_path, monkeypatch):
