@@ -104,14 +104,14 @@ def load(name_or_path: str | Path | None = None, *, whole: bool = False) -> Lang
     default when None. A pipeline saved before :mod:`ner.tokenizer` existed gets its behaviour too.
     ``whole``: with every trained weight in memory (:data:`WHOLE_MODEL`), to train on or re-save."""
     folder = resolve(name_or_path)
-    overrides = {"components": {name: WHOLE_MODEL for name in extractor_names(folder)}} if whole else {}
+    overrides = {"components": {name: WHOLE_MODEL for name in saved_extractors(folder)}} if whole else {}
     return accept_any_text(spacy.load(folder, config=overrides))
 
 
-def extractor_names(folder: Path) -> list[str]:
-    """The names of a saved pipeline's ``ner_extractor`` components (from its config.cfg)."""
+def saved_extractors(folder: Path) -> dict[str, dict]:
+    """A saved pipeline's ``ner_extractor`` components, name -> config block (its config.cfg)."""
     components = spacy.util.load_config(folder / "config.cfg")["components"]
-    return [name for name, block in components.items() if block.get("factory") == "ner_extractor"]
+    return {name: dict(c) for name, c in components.items() if c.get("factory") == "ner_extractor"}
 
 
 def extractor_model(nlp: Language) -> ExtractionModel:
@@ -127,7 +127,7 @@ def extractor_settings(folder: Path) -> dict:
     """The ``ner_extractor`` config values of a saved pipeline other than its storage form, so that
     re-saving it (``ner compact``) keeps how it merges heads into ``doc.ents``, cuts segments and
     holds its embeddings (read from disk: a pipeline loaded ``whole`` has other values in memory)."""
-    components = spacy.util.load_config(folder / "config.cfg")["components"]
-    for name in extractor_names(folder):
-        return {k: v for k, v in components[name].items() if k not in ("factory", "storage", "dtype")}
-    raise ValueError("this pipeline has no ner_extractor component")
+    blocks = list(saved_extractors(folder).values())
+    if not blocks:
+        raise ValueError("this pipeline has no ner_extractor component")
+    return {k: v for k, v in blocks[0].items() if k not in ("factory", "storage", "dtype")}
