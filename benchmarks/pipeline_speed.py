@@ -1,6 +1,6 @@
 """``nlp.pipe`` speed of several pipelines on the same raw texts, measured in one run.
 
-    python benchmarks/pipeline_speed.py --pipeline NAME=DIR [--pipeline NAME=DIR ...] \\
+    python benchmarks/pipeline_speed.py --pipeline NAME=DIR [--pipeline NAME=DIR+DIR+... ...] \\
         [--data FILE] [--threads 2] [--repeats 5] [--output benchmarks/results/X.json]
 
 A figure such as "the new default is as fast as the old one" is only worth something when both
@@ -8,6 +8,10 @@ were timed on the same machine under the same load. So every pipeline is loaded 
 and the timed passes are interleaved (A, B, A, B, ...): a burst of load from elsewhere hits both
 alike, and the best pass of each counts. Words are whitespace-separated words of the texts, so
 pipelines with different tokenizers are compared on the same count.
+
+``NAME=DIR1+DIR2+...`` times several pipelines run one after another on the same texts, as a user
+who needs each of their heads would run them (one ``nlp.pipe`` pass of each per timed pass): the
+cost that one pipeline with every head saves. A DIR is a folder or a shipped short name.
 
 The texts are the gold file's documents as raw text (ner/raw_text.py's rebuilding, the same texts
 ``ner evaluate --protocol raw`` scores); the default is CoNLL04 test.
@@ -40,12 +44,13 @@ def named_pipeline(value: str) -> tuple[str, str]:
     return name, path
 
 
-def interleaved_passes(pipelines: dict, texts: list[str], batch_size: int, repeats: int) -> dict:
-    """Seconds of each timed pass per pipeline, the passes of all pipelines taken in turn."""
+def interleaved_passes(pipelines: dict[str, list], texts: list[str], batch_size: int, repeats: int) -> dict:
+    """Seconds of each timed pass per entry (the sum over its pipelines, run one after another),
+    the passes of all entries taken in turn."""
     seconds: dict[str, list[float]] = {name: [] for name in pipelines}
     for _ in range(repeats):
-        for name, nlp in pipelines.items():
-            seconds[name].append(pipe_seconds(nlp, texts, batch_size))
+        for name, chain in pipelines.items():
+            seconds[name].append(sum(pipe_seconds(nlp, texts, batch_size) for nlp in chain))
     return seconds
 
 
@@ -75,12 +80,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
-    pipelines = {name: load(path) for name, path in args.pipeline}
-    first = next(iter(pipelines.values()))
+    pipelines = {name: [load(part) for part in path.split("+")] for name, path in args.pipeline}
+    first = next(iter(pipelines.values()))[0]
     head = next(iter(extractor_model(first).heads))
     docs = read_gold_file(first, args.data, head, None, None)[: args.max_docs]
     texts = [doc.text for doc in docs]
-    for nlp in pipelines.values():  # one-off costs (first batch, lazy tables) off the clock
+    for nlp in (nlp for chain in pipelines.values() for nlp in chain):  # one-off costs off the clock
         pipe_seconds(nlp, texts[: args.batch_size], args.batch_size)
     started = time.perf_counter()
     passes = interleaved_passes(pipelines, texts, args.batch_size, args.repeats)
