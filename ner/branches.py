@@ -16,14 +16,13 @@ never run the encoder: they get the :class:`Encoding` of their branch.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ner.encoder import Encoder, Encoding, PieceBatch
+from ner.encoder import Encoder, Encoding, PieceBatch, gather_encoding
 
 logger = logging.getLogger(__name__)
 _noted_runtime: set[int] = set()
@@ -97,20 +96,4 @@ def encode_with_branches(
         encoder.runtime = runtime
         for handle in handles:
             handle.remove()
-    return trunk, {name: _assemble(trunk, torch.cat(rows), pieces) for name, rows in chunks.items()}
-
-
-def _assemble(trunk: Encoding, flat: Tensor, pieces: PieceBatch) -> Encoding:
-    """A branch's :class:`Encoding` from its flat window-token states, laid out as the trunk's.
-
-    The same gathering as :meth:`Encoder.forward` (each piece from the window that owns it; [CLS]
-    averaged over a document's windows); a test checks that a branch identical to the trunk's top
-    gives the trunk's Encoding exactly."""
-    device = flat.device
-    flat = torch.cat([flat, flat.new_zeros(1, flat.shape[1])])
-    window_doc = pieces.window_doc.to(device)
-    num_docs = trunk.word_counts.shape[0]
-    cls_rows = flat[pieces.window_offsets.to(device)]
-    cls = flat.new_zeros(num_docs, flat.shape[1]).index_add_(0, window_doc, cls_rows)
-    cls = cls / torch.bincount(window_doc, minlength=num_docs).clamp(min=1)[:, None].to(cls.dtype)
-    return dataclasses.replace(trunk, states=flat[pieces.gather_index.to(device)], cls=cls)
+    return trunk, {name: gather_encoding(torch.cat(rows), pieces) for name, rows in chunks.items()}

@@ -190,6 +190,28 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = register
 
 
+def gather_encoding(flat: Tensor, batch: PieceBatch) -> Encoding:
+    """The :class:`Encoding` of ``batch`` from its windows' real tokens, flat (the transformer's
+    output without padding): each piece from the window that owns it, and each document's [CLS]
+    averaged over its windows. Shared by the encoder and by branched heads (:mod:`ner.branches`),
+    whose top layers give other flat states for the same pieces."""
+    device = flat.device
+    flat = torch.cat([flat, flat.new_zeros(1, flat.shape[1])])  # the padding row
+    window_doc = batch.window_doc.to(device)
+    num_docs = batch.word_counts.shape[0]
+    cls_rows = flat[batch.window_offsets.to(device)]
+    cls = flat.new_zeros(num_docs, flat.shape[1]).index_add_(0, window_doc, cls_rows)
+    cls = cls / torch.bincount(window_doc, minlength=num_docs).clamp(min=1)[:, None].to(cls.dtype)
+    return Encoding(
+        states=flat[batch.gather_index.to(device)],
+        piece_mask=batch.piece_mask.to(device),
+        cls=cls,
+        word_starts=batch.word_starts.to(device),
+        word_ends=batch.word_ends.to(device),
+        word_counts=batch.word_counts.to(device),
+    )
+
+
 class Encoder(nn.Module):
     """A Hugging Face encoder plus its fast tokenizer, with word alignment and sliding windows."""
 
@@ -401,23 +423,7 @@ class Encoder(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: PieceBatch) -> Encoding:
-        device = self.transformer.device
-        flat = self._run_windows(batch.window_ids, device)
-        flat = torch.cat([flat, flat.new_zeros(1, flat.shape[1])])  # the padding row
-        states = flat[batch.gather_index.to(device)]
-        cls_rows = flat[batch.window_offsets.to(device)]
-        num_docs = batch.word_counts.shape[0]
-        window_doc = batch.window_doc.to(device)
-        cls = flat.new_zeros(num_docs, flat.shape[1]).index_add_(0, window_doc, cls_rows)
-        cls = cls / torch.bincount(window_doc, minlength=num_docs).clamp(min=1)[:, None].to(cls.dtype)
-        return Encoding(
-            states=states,
-            piece_mask=batch.piece_mask.to(device),
-            cls=cls,
-            word_starts=batch.word_starts.to(device),
-            word_ends=batch.word_ends.to(device),
-            word_counts=batch.word_counts.to(device),
-        )
+        return gather_encoding(self._run_windows(batch.window_ids, self.transformer.device), batch)
 
     def _run_windows(self, window_ids: list[Tensor], device: torch.device) -> Tensor:
         """Run the transformer over length-sorted windows in chunks; return all real tokens, flat."""
