@@ -67,6 +67,10 @@ SETS["all"] = {
     },
 }
 
+_NEWS_LABELS, _BIO_LABELS = ("PER", "ORG", "LOC", "MISC"), ("Gene", "Chemical", "Disease")
+#: per mode with several modes' heads: set -> the other modes' labels counted in its doc.ents
+FOREIGN = {"all": {"conll2003_en": _BIO_LABELS, "ncbi_disease": _NEWS_LABELS, "bc5cdr_chem": _NEWS_LABELS}}
+
 
 def rounded(scores: dict) -> dict:
     """Micro P/R/F1 and per-type F1 of each evaluation (already in points), with 2 decimals."""
@@ -93,6 +97,28 @@ def score_set(nlp, spec: tuple, max_docs: int | None) -> dict:
         "role": role,
         "ignored_labels": list(ignored),
         **{protocol: rounded(evaluation[protocol][head]) for protocol in ("raw", "tokens")},
+    }
+
+
+def foreign_ents(nlp, spec: tuple, labels: tuple[str, ...], max_docs: int | None) -> dict:
+    """What a user of one mode sees from the other modes' heads in ``doc.ents``: on the set's raw
+    texts, the entities with one of those heads' ``labels``, by label, and per 1,000 words.
+
+    Why: a pipeline with every head feeds ``doc.ents`` from several of them, and a per-head F1 says
+    nothing about a bio head tagging news (or a news head tagging abstracts)."""
+    relative, head, format, ignored, _ = spec
+    docs = read_gold_file(nlp, DATA / relative, head, format, ignore_labels=ignored)[:max_docs]
+    counts: dict[str, int] = {}
+    for doc in nlp.pipe([d.text for d in docs], batch_size=64):
+        for ent in doc.ents:
+            if ent.label_ in labels:
+                counts[ent.label_] = counts.get(ent.label_, 0) + 1
+    words = sum(len(d.text.split()) for d in docs)
+    return {
+        "file": relative,
+        "words": words,
+        "foreign_ents": dict(sorted(counts.items())),
+        "per_1000_words": round(1000 * sum(counts.values()) / max(words, 1), 2),
     }
 
 
@@ -140,6 +166,11 @@ def main() -> None:
         "training": training_record(path),
         "sets": {name: score_set(nlp, spec, args.max_docs) for name, spec in SETS[mode].items()},
     }
+    if mode in FOREIGN:
+        result["foreign_ents"] = {
+            name: foreign_ents(nlp, SETS[mode][name], labels, args.max_docs)
+            for name, labels in FOREIGN[mode].items()
+        }
     write_result({**result, **process_usage(started)}, args.output)
 
 
