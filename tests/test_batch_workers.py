@@ -139,3 +139,20 @@ def test_a_worker_killed_mid_run_stops_the_run_and_a_rerun_completes_it(pipeline
     assert resumed.exit_code == 0, resumed.output
     assert f"({written} already done)" in resumed.output
     assert sorted(Path(r["source"]).name for r in _records(output)) == [f"{n:02d}.txt" for n in range(12)]
+
+
+def test_ray_actors_that_cannot_load_the_pipeline_stop_the_run_with_the_reason(pipeline, damaged, tmp_path):
+    """Before: Ray's traceback of the actor's constructor (a page of frames, exit 1). Now: exit 2,
+    the pipeline and why, and the records written before kept, as with worker processes."""
+    pytest.importorskip("ray")
+    docs = _documents(tmp_path / "docs", 2)
+    output = tmp_path / "out.jsonl"
+    assert run([docs], output, RunOptions(str(pipeline)), progress=False).documents == 2
+    _documents(docs, 2, first=2)
+    args = ["extract", str(docs), "-o", str(output), "--pipeline", str(damaged), "--quiet"]
+    result = _ner(*args, "--engine", "ray", "--workers", "1")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"the pipeline {damaged} cannot be loaded in a Ray actor" in result.stderr
+    assert "weights.safetensors" in result.stderr and "a rerun resumes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [Path(r["source"]).name for r in _records(output)] == ["00.txt", "01.txt"]

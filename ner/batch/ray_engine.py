@@ -19,19 +19,26 @@ from dataclasses import asdict
 import numpy as np
 
 from ner.batch.sources import Skipped, SourceText
-from ner.batch.worker import extract_chunk, load_worker
+from ner.batch.worker import WORKER, LoadFailed, extract_chunk, start_worker
 
 
 class RayExtractor:
-    """A Ray Data actor: the pipeline is loaded once per actor, then every batch reuses it."""
+    """A Ray Data actor: the pipeline is loaded once per actor, then every batch reuses it.
+
+    A pipeline that does not load is kept as the reason (:func:`start_worker`) and sent back as a
+    row of its own, which the driver raises as :class:`LoadFailed`: raised here, it would reach the
+    driver only as the text of Ray's traceback."""
 
     def __init__(self, pipeline: str | None, threads: int) -> None:
-        load_worker(pipeline, threads)
+        start_worker(pipeline, threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = [SourceText(**json.loads(value)) for value in batch["item"]]
-        records = [json.dumps(_row(record), ensure_ascii=False) for record in extract_chunk(items)]
-        return {"record": np.array(records, dtype=object)}
+        if "load_error" in WORKER:
+            rows = [{"load_failed": WORKER["load_error"]}] * len(batch["item"])
+        else:
+            items = [SourceText(**json.loads(value)) for value in batch["item"]]
+            rows = [_row(record) for record in extract_chunk(items)]
+        return {"record": np.array([json.dumps(row, ensure_ascii=False) for row in rows], dtype=object)}
 
 
 def _row(record: dict | Skipped) -> dict:
@@ -40,6 +47,9 @@ def _row(record: dict | Skipped) -> dict:
 
 
 def _from_row(row: dict) -> dict | Skipped:
+    """The record or failure a row holds; raises :class:`LoadFailed` for an actor without a pipeline."""
+    if set(row) == {"load_failed"}:
+        raise LoadFailed(row["load_failed"])
     return Skipped(**row["skipped"]) if set(row) == {"skipped"} else row
 
 

@@ -109,6 +109,10 @@ def check_inputs(inputs: list[Path]) -> None:
         raise InputError(f"no such file or folder: {', '.join(map(printable, missing))}")
 
 
+#: the end of every message that stops a run part-way
+KEPT = "; the records written so far are kept, and a rerun resumes"
+
+
 class PipelineUnavailable(InputError):
     """No document can be extracted: the pipeline does not load (in this process or in a worker
     process), or a worker process died. The run stops with the reason rather than listing every
@@ -193,9 +197,7 @@ def _extracted(chunks: Iterator[list[SourceText]], options: RunOptions) -> Itera
     """Records of each chunk, in order: in this process, or from ``options.workers`` processes with
     at most two chunks per worker in flight (so reading never runs far ahead of extraction)."""
     if options.engine == "ray":
-        yield from ray_extracted(
-            chunks, options.pipeline, options.batch_size, options.workers, options.address
-        )
+        yield from _from_ray(chunks, options)
         return
     if options.workers == 1:
         _load_here(options.pipeline)
@@ -212,6 +214,18 @@ def _load_here(pipeline: str | None) -> None:
         raise PipelineUnavailable(f"{_named(pipeline)} cannot be loaded: {describe(error)}") from error
 
 
+def _from_ray(chunks: Iterator[list[SourceText]], options: RunOptions) -> Iterator[list[dict]]:
+    """Records of each chunk from Ray actors, in order; actors whose pipeline does not load stop
+    the run with the reason, as worker processes do."""
+    try:
+        yield from ray_extracted(
+            chunks, options.pipeline, options.batch_size, options.workers, options.address
+        )
+    except LoadFailed as error:
+        message = f"{_named(options.pipeline)} cannot be loaded in a Ray actor: {error}{KEPT}"
+        raise PipelineUnavailable(message) from error
+
+
 def _from_workers(chunks: Iterator[list[SourceText]], options: RunOptions) -> Iterator[list[dict]]:
     """Records of each chunk from ``options.workers`` spawned processes, in order.
 
@@ -225,16 +239,15 @@ def _from_workers(chunks: Iterator[list[SourceText]], options: RunOptions) -> It
         initializer=start_worker,
         initargs=(options.pipeline, threads),
     )
-    kept = "; the records written so far are kept, and a rerun resumes"
     try:
         yield from _in_order(pool, chunks, 2 * options.workers)
     except LoadFailed as error:
-        message = f"{_named(options.pipeline)} cannot be loaded in a worker process: {error}{kept}"
+        message = f"{_named(options.pipeline)} cannot be loaded in a worker process: {error}{KEPT}"
         raise PipelineUnavailable(message) from error
     except BrokenProcessPool as error:
         message = (
             f"a worker process stopped abruptly (killed, e.g. for lack of memory, or crashed) while loading "
-            f"or running {_named(options.pipeline)}; try fewer --workers{kept}"
+            f"or running {_named(options.pipeline)}; try fewer --workers{KEPT}"
         )
         raise PipelineUnavailable(message) from error
     finally:  # on any stop, chunks not yet started are dropped: only those running are waited for
