@@ -3,7 +3,10 @@ training writes beside it (``meta.json``, ``metrics.json``).
 
 ``metrics.json`` holds, per split, ``{"entities": ..., "relations": ...}`` for a single-task run and
 ``{task: {"entities": ...}}`` for a multi-task one; :func:`split_scores` gives both the second shape.
-Test scores exist when the run was evaluated on its test split; dev scores are the selected epoch's.
+Test scores exist when the run was evaluated on its test split (``test_raw_text``: the texts through
+``nlp.pipe``, the headline; ``test``: each sentence's words given to the model directly, the
+corpus's tokens or the pipeline tokenizer's, as ``training.tokenization`` said); dev scores are the
+selected epoch's.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ KINDS = {
     "relations": "Relations",
     "relations_with_types": "Relations, entity types included",
 }
-SPLITS = {"test": "Test", "dev": "Dev (selected epoch)"}
+#: raw text first (issue 13): the test set through nlp.pipe, scored on characters, is what users get
+SPLITS = {
+    "test_raw_text": "Test, raw text",
+    "test": "Test, words given to the model",
+    "dev": "Dev (selected epoch)",
+}
 
 
 def read_metrics(path: Path) -> dict:
@@ -34,9 +42,10 @@ def read_metrics(path: Path) -> dict:
 
 
 def split_scores(metrics: dict, split: str, default_task: str) -> dict[str, dict[str, dict]]:
-    """``{task: {kind: scores}}`` for ``split`` ("test", or "dev" of the selected epoch)."""
-    if split == "test":
-        raw = metrics.get("test") or {}
+    """``{task: {kind: scores}}`` for ``split`` ("test_raw_text", "test" on the words the run gave the
+    model, or "dev" of the selected epoch)."""
+    if split in ("test_raw_text", "test"):
+        raw = metrics.get(split) or {}
     else:
         best = metrics.get("best_epoch")
         epochs = [e for e in metrics.get("epochs", []) if e.get("epoch") == best]
@@ -151,14 +160,14 @@ def facts(info: PipelineInfo, metrics: dict) -> dict[str, str]:
 
 def overview_row(info: PipelineInfo, metrics: dict) -> dict:
     """One line of the pipelines overview: what it is and its headline micro F1 scores (mean over
-    tasks), on test when it was scored on test, else on dev."""
+    tasks), on the first split it was scored on: test on raw text, test on corpus tokens, dev."""
     default_task = info.heads[0].name if info.heads else ""
     splits = available_splits(metrics, default_task)
     row = {"pipeline": info.title, "description": info.summary, "scored on": "–", "entity F1": "–"}
     row["relation F1"] = "–"
     if splits:
         scores = split_scores(metrics, splits[0], default_task)
-        row["scored on"] = splits[0]
+        row["scored on"] = SPLITS[splits[0]].lower()
         for kind, column in (("entities", "entity F1"), ("relations_with_types", "relation F1")):
             values = [s[kind]["micro"]["f1"] for s in scores.values() if kind in s]
             row[column] = f"{sum(values) / len(values):.2f}" if values else "–"
