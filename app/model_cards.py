@@ -160,7 +160,8 @@ def facts(info: PipelineInfo, metrics: dict) -> dict[str, str]:
 
 def overview_row(info: PipelineInfo, metrics: dict) -> dict:
     """One line of the pipelines overview: what it is and its headline micro F1 scores (mean over
-    tasks), on the first split it was scored on: test on raw text, test on corpus tokens, dev."""
+    tasks), on the first split it was scored on: test on raw text, test on the words given to the
+    model, dev."""
     default_task = info.heads[0].name if info.heads else ""
     splits = available_splits(metrics, default_task)
     row = {"pipeline": info.title, "description": info.summary, "scored on": "–", "entity F1": "–"}
