@@ -72,6 +72,8 @@ def main() -> None:
     )
     parser.add_argument("--pipeline", type=named_pipeline, action="append", required=True)
     parser.add_argument("--data", type=Path, default=DATA / "conll04" / "test.json", help="gold file")
+    parser.add_argument("--head", help="the head the gold file is for (default: the first pipeline's first)")
+    parser.add_argument("--format", help="the gold file's reader (default: from the file and the head)")
     parser.add_argument("--max-docs", type=int, help="only the first N documents (a quick check)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -82,8 +84,8 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     pipelines = {name: [load(part) for part in path.split("+")] for name, path in args.pipeline}
     first = next(iter(pipelines.values()))[0]
-    head = next(iter(extractor_model(first).heads))
-    docs = read_gold_file(first, args.data, head, None, None)[: args.max_docs]
+    head = args.head or next(iter(extractor_model(first).heads))
+    docs = read_gold_file(first, args.data, head, args.format, None)[: args.max_docs]
     texts = [doc.text for doc in docs]
     for nlp in (nlp for chain in pipelines.values() for nlp in chain):  # one-off costs off the clock
         pipe_seconds(nlp, texts[: args.batch_size], args.batch_size)
