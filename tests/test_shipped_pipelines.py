@@ -60,14 +60,8 @@ EXAMPLES = {
         ("Tim Cook, the chief executive of Apple, spoke in Berlin on Tuesday.", "spert", "Tim Cook", "Peop"),
     ],
 }
-#: the pipeline with every head: each mode's examples, its PER/ORG/LOC/MISC head being "conll2003"
-EXAMPLES["all"] = [
-    (text, "conll2003" if head == "conll" else head, entity, label)
-    for mode in ("news", "bio", "multilingual")
-    for text, head, entity, label in EXAMPLES[mode]
-]
 #: per pipeline: the set whose full figures the test reproduces (the cheapest to score)
-FIGURE_SET = {"bio": "ncbi_disease", "multilingual": "conll2002_es", "news": "conll04", "all": "conll04"}
+FIGURE_SET = {"bio": "ncbi_disease", "multilingual": "conll2002_es", "news": "conll04"}
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -125,17 +119,3 @@ def test_ner_evaluate_reproduces_the_recorded_figures(name):
                 continue
             micro = scores[protocol][head][evaluation]["micro"]
             assert round(micro["f1"], 2) == value["micro"]["f1"], (protocol, evaluation)
-
-
-@pytest.mark.skipif("all" not in SHIPPED, reason="no pipeline with every head ships")
-def test_all_feeds_doc_ents_for_news_and_abstracts_alike():
-    """One pipeline for every mode: news text gets PER/ORG/LOC/MISC in doc.ents, an abstract its
-    chemicals and diseases, each from its own heads; the relations are SpERT's."""
-    nlp = ner.load("all")
-    news = nlp("Tim Cook, the chief executive of Apple, spoke in Berlin on Tuesday.")
-    found = {(e.text, e.label_) for e in news.ents}
-    assert {("Tim Cook", "PER"), ("Apple", "ORG"), ("Berlin", "LOC")} <= found
-    assert any(label == "Work_For" for _, label, _, _ in news._.relations)
-    abstract = nlp("The drug cisplatin caused severe nephrotoxicity in rats.")
-    assert ("cisplatin", "Chemical") in {(e.text, e.label_) for e in abstract.ents}
-    assert "nephrotoxicity" in {e.text for e in abstract.ents if e.label_ == "Disease"}
