@@ -119,7 +119,7 @@ def main() -> None:
         **run_metadata(),
         "all": str(args.all),
         "training": everything.get("training"),
-        "rows": {f"{r['set']}.{r['evaluation']}": r for r in table},
+        "rows": {name: {r["evaluation"]: r for r in table if r["set"] == name} for name in MODES},
         "decision": decision(table),
     }
     write_result(result, args.output)
