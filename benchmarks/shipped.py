@@ -3,9 +3,10 @@
     python benchmarks/shipped.py NAME [--max-docs N] [--threads 2] \\
         [--output benchmarks/results/shipped_NAME.json]
 
-NAME is a shipped pipeline's short name (``bio``, ``multilingual``, ``news``, ``conll04``, ``all``) or, with
-``--sets NAME``, any pipeline directory scored on that mode's sets. Each set is scored under both
-protocols of ``ner evaluate`` (ner/evaluation.py): raw text (the document's text through
+NAME is a shipped pipeline's short name (``bio``, ``multilingual``, ``news``, ``conll04``) or, with
+``--sets NAME``, any pipeline directory scored on that mode's sets (``--sets all``: every mode's, for
+a pipeline with every head, with the other modes' labels its ``doc.ents`` shows counted). Each set
+is scored under both protocols of ``ner evaluate`` (ner/evaluation.py): raw text (the document's text through
 ``nlp.pipe``, scored on character offsets: what users get) and the corpus's tokens (the papers'
 protocol). Speed is measured elsewhere, all pipelines in one quiet run (benchmarks/pipeline_speed.py).
 
