@@ -49,6 +49,16 @@ def run_metadata() -> dict:
     }
 
 
+def start_run(threads: int) -> float:
+    """What every measuring script does first: torch on ``threads`` threads, transformers' loading
+    chatter off; returns the start time that :func:`process_usage` takes."""
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(threads)
+    hf_logging.set_verbosity_error()
+    return time.perf_counter()
+
+
 def process_usage(started: float) -> dict:
     """This process's own wall time since ``started`` (a ``time.perf_counter()``) and its peak
     resident memory, so a result never depends on a ``/usr/bin/time`` log kept elsewhere."""

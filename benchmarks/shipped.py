@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-from common import DATA, process_usage, run_metadata, write_result  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+from common import DATA, process_usage, run_metadata, start_run, write_result  # noqa: E402
 
 from ner.evaluation import evaluate_pipeline, read_gold_file  # noqa: E402
 from ner.pipeline import extractor_model, load, resolve  # noqa: E402
@@ -148,9 +145,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    started = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
+    started = start_run(args.threads)
     mode = args.sets or args.pipeline
     if mode not in SETS:
         parser.error(f"which sets? --sets one of {sorted(SETS)}")
