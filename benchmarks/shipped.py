@@ -44,13 +44,13 @@ SETS: dict[str, dict[str, tuple[str, str, str, tuple[str, ...], str]]] = {
         "conll2002_nl": ("conll2002_nl/test.txt", "conll", "conll2002", (), "trained language"),
         "wikiann_en": ("wikiann_en/test.tsv", "wikiann", "wikiann", (), "trained language"),
         "wikiann_nl": ("wikiann_nl/test.tsv", "wikiann", "wikiann", (), "trained language"),
-        "wikiann_de": ("wikiann_de/test.tsv", "wikiann", "wikiann", (), "zero-shot: no German labels"),
+        "wikiann_de": ("wikiann_de/test.tsv", "wikiann", "wikiann", (), "trained language"),
         "wikiann_de_by_conll_head": (
             "wikiann_de/test.tsv",
             "conll",
             "wikiann",
             ("MISC",),
-            "zero-shot: no German labels",
+            "German labels trained the other head only",
         ),
     },
 }

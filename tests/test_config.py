@@ -171,3 +171,32 @@ def test_the_multilingual_configs_are_valid(name):
     config = _shipped(PIPELINES / name)
     assert config.encoder.name == "multilingual-e5-small" and config.encoder.freeze_word_embeddings
     assert config.export.lang == "xx" and config.tasks[0].format == "conll2003"
+
+
+#: the hold-out configs: language -> the shipped multilingual recipe's training files it leaves out
+HOLD_OUTS = {
+    "de": {"wikiann_de/train.tsv"},
+    "es": {"conll2002_es/train.txt"},
+    "nl": {"conll2002_nl/train.txt", "wikiann_nl/train.tsv"},
+}
+
+
+@pytest.mark.parametrize("lang", sorted(HOLD_OUTS))
+def test_each_hold_out_config_is_the_shipped_recipe_without_its_language(lang):
+    """The zero-shot figures compare a hold-out run with the shipped one, so nothing else may differ."""
+
+    def read(path: Path) -> dict:
+        return TrainConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8"))).model_dump()
+
+    shipped = read(PIPELINES / "multilingual_ner.toml")
+    held = read(PIPELINES.parent / "benchmarks" / "configs" / f"multilingual_holdout_{lang}.toml")
+    for task, kept in zip(shipped["tasks"], held["tasks"], strict=True):
+        assert kept["train"] == [path for path in task["train"] if path not in HOLD_OUTS[lang]]
+        assert {**task, "train": None} == {**kept, "train": None}
+    left_out = {p for task in shipped["tasks"] for p in task["train"]} - {
+        p for task in held["tasks"] for p in task["train"]
+    }
+    assert left_out == HOLD_OUTS[lang]
+    for key in ("encoder", "training"):
+        assert held[key] == shipped[key]
+    assert {**held["export"], "pipeline_name": None} == {**shipped["export"], "pipeline_name": None}
