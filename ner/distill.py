@@ -13,8 +13,8 @@ Which outputs, per head type (a head type without an entry here cannot be distil
   plus a random sample of the others up to :data:`MAX_SPANS`), and the relation probabilities of
   pairs of the teacher's entities (Bernoulli KL per type, up to :data:`MAX_PAIRS` pairs).
 
-The heads' logits are computed with their own (private) layers, so the distilled quantity is exactly
-what their ``decode`` turns into predictions.
+The heads' logits come from their own methods (``logits``, ``entity_logits``, ``relation_logits``),
+so the distilled quantity is exactly what their ``decode`` turns into predictions.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def tagger_loss(
     real = torch.arange(student.word_starts.shape[1], device=student.states.device)[None, :]
     real = real < student.word_counts[:, None]
     with torch.no_grad():
-        target = head._logits(teacher)[real]
-    return soft_kl(head._logits(student)[real], target, temperature)
+        target = head.logits(teacher)[real]
+    return soft_kl(head.logits(student)[real], target, temperature)
 
 
 def spert_loss(
@@ -77,24 +77,26 @@ def spert_loss(
     doc, start, end = enumerate_spans(teacher.word_counts, head.config.max_span_width)
     with torch.no_grad():
         t_pool = RangeMaxPool(teacher.states)
-        t_pooled, t_widths, piece_start, piece_end = head._spans(teacher, t_pool, doc, start, end)
-        t_entities = head._entity_logits(teacher, doc, t_pooled, t_widths)
+        t_pooled, t_widths, piece_start, piece_end = head.span_features(teacher, t_pool, doc, start, end)
+        t_entities = head.entity_logits(teacher, doc, t_pooled, t_widths)
     positive = t_entities.argmax(-1) > 0
     keep = _sample_spans(positive, MAX_SPANS, generator)
     s_pool = RangeMaxPool(student.states)
-    s_pooled, s_widths, s_start, s_end = head._spans(student, s_pool, doc[keep], start[keep], end[keep])
-    loss = soft_kl(head._entity_logits(student, doc[keep], s_pooled, s_widths), t_entities[keep], temperature)
+    s_pooled, s_widths, s_start, s_end = head.span_features(
+        student, s_pool, doc[keep], start[keep], end[keep]
+    )
+    loss = soft_kl(head.entity_logits(student, doc[keep], s_pooled, s_widths), t_entities[keep], temperature)
     pairs = _teacher_pairs(head, positive, doc, start, end)
     if pairs is None:
         return loss
     first, second = pairs
     with torch.no_grad():
-        t_relations = head._relation_logits(
+        t_relations = head.relation_logits(
             t_pool, doc, piece_start, piece_end, t_pooled, t_widths, first, second
         )
     where = torch.full_like(doc, -1)
     where[keep] = torch.arange(keep.numel(), device=keep.device)
-    s_relations = head._relation_logits(
+    s_relations = head.relation_logits(
         s_pool, doc[keep], s_start, s_end, s_pooled, s_widths, where[first], where[second]
     )
     return loss + bernoulli_kl(s_relations, t_relations)

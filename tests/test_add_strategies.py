@@ -97,7 +97,7 @@ def _genes_outputs(pipeline: Path, docs: list[Document]) -> tuple[torch.Tensor, 
     head = model.heads["genes"]
     encoding = model.encode(model.encoder.tokenize([doc.words for doc in docs]), ["genes"])["genes"]
     with torch.no_grad():
-        logits, loss = head._logits(encoding), head.loss(encoding, head.targets(docs)).item()
+        logits, loss = head.logits(encoding), head.loss(encoding, head.targets(docs)).item()
     real = torch.arange(logits.shape[1])[None, :] < encoding.word_counts[:, None]
     return logits, real, loss
 

@@ -123,8 +123,8 @@ def test_span_representations_equal_a_dense_reference(encoding):
     doc, start, end = enumerate_spans(encoding.word_counts, 4)
     pool = RangeMaxPool(encoding.states)
     with torch.no_grad():
-        pooled, widths, _, _ = head._spans(encoding, pool, doc, start, end)
-        logits = head._entity_logits(encoding, doc, pooled, widths)
+        pooled, widths, _, _ = head.span_features(encoding, pool, doc, start, end)
+        logits = head.entity_logits(encoding, doc, pooled, widths)
         expected = []
         for d, s, e in zip(doc.tolist(), start.tolist(), end.tolist(), strict=True):
             span, _, _ = dense_span(encoding, d, s, e)
@@ -140,10 +140,8 @@ def test_relation_features_equal_a_dense_reference(encoding):
     pair_head, pair_tail = pairs_within_docs(doc, start)
     pool = RangeMaxPool(encoding.states)
     with torch.no_grad():
-        pooled, widths, piece_start, piece_end = head._spans(encoding, pool, doc, start, end)
-        logits = head._relation_logits(
-            pool, doc, piece_start, piece_end, pooled, widths, pair_head, pair_tail
-        )
+        pooled, widths, piece_start, piece_end = head.span_features(encoding, pool, doc, start, end)
+        logits = head.relation_logits(pool, doc, piece_start, piece_end, pooled, widths, pair_head, pair_tail)
         spans = [
             dense_span(encoding, *triple)
             for triple in zip(doc.tolist(), start.tolist(), end.tolist(), strict=True)
@@ -167,13 +165,13 @@ def test_context_is_zero_for_adjacent_and_overlapping_spans(encoding):
     start, end = torch.tensor([0, 2, 1, 4]), torch.tensor([2, 4, 3, 5])  # [0,2) [2,4) [1,3) [4,5)
     pool = RangeMaxPool(encoding.states)
     with torch.no_grad():
-        pooled, widths, piece_start, piece_end = head._spans(encoding, pool, doc, start, end)
+        pooled, widths, piece_start, piece_end = head.span_features(encoding, pool, doc, start, end)
         pair_head, pair_tail = torch.tensor([0, 1, 0, 2, 1]), torch.tensor([1, 0, 2, 0, 3])
-        features = head._relation_logits(
+        features = head.relation_logits(
             pool, doc, piece_start, piece_end, pooled, widths, pair_head, pair_tail
         )
         assert torch.equal(features[:, :32], torch.zeros(5, 32))
-        separated = head._relation_logits(
+        separated = head.relation_logits(
             pool, doc, piece_start, piece_end, pooled, widths, torch.tensor([0]), torch.tensor([3])
         )
     assert separated[:, :32].abs().sum() > 0  # [0,2) and [4,5) have words 2-3 between them

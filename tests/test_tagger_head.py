@@ -68,7 +68,7 @@ def test_decoding_uses_conlleval_chunking():
     head = TaggerHead(encoder.hidden_size, SCHEMA).eval()
     encoding = encoder.encode([["a", "b", "c", "d"]])
     forced = torch.tensor([[0, 2, 2, 0]])
-    head._logits = lambda _: torch.nn.functional.one_hot(forced, len(head.labels)).float() * 10
+    head.logits = lambda _: torch.nn.functional.one_hot(forced, len(head.labels)).float() * 10
     ((entities, _),) = head.decode(encoding)
     assert [(e.start, e.end, e.label) for e in entities] == [(1, 3, "Gene")]
 

@@ -102,7 +102,7 @@ class SpertHead(nn.Module):
         self.dropout = nn.Dropout(self.config.dropout)
 
     # ------------------------------------------------------------------ representations
-    def _spans(self, encoding: Encoding, pool: RangeMaxPool, doc: Tensor, start: Tensor, end: Tensor):
+    def span_features(self, encoding: Encoding, pool: RangeMaxPool, doc: Tensor, start: Tensor, end: Tensor):
         """Pooled states, piece boundaries and width embeddings of word spans."""
         piece_start = encoding.word_starts[doc, start]
         piece_end = encoding.word_ends[doc, end - 1]
@@ -110,10 +110,13 @@ class SpertHead(nn.Module):
         widths = self.width_embedding((end - start).clamp(max=MAX_WIDTH_EMBEDDINGS - 1))
         return pooled, widths, piece_start, piece_end
 
-    def _entity_logits(self, encoding: Encoding, doc: Tensor, pooled: Tensor, widths: Tensor) -> Tensor:
+    def entity_logits(self, encoding: Encoding, doc: Tensor, pooled: Tensor, widths: Tensor) -> Tensor:
+        """Entity-type logits (index 0: no entity) of spans from :meth:`span_features`; public because
+        training, decoding and distillation (ner/distill.py) must score spans the same way."""
         return self.entity_classifier(self.dropout(torch.cat([encoding.cls[doc], pooled, widths], dim=-1)))
 
-    def _relation_logits(self, pool, doc, piece_start, piece_end, pooled, widths, head, tail) -> Tensor:
+    def relation_logits(self, pool, doc, piece_start, piece_end, pooled, widths, head, tail) -> Tensor:
+        """Relation-type logits of span pairs (indices into the spans), with the context between them."""
         context = pool(
             doc[head],
             torch.minimum(piece_end[head], piece_end[tail]),
@@ -137,13 +140,13 @@ class SpertHead(nn.Module):
         device = encoding.states.device
         t = {name: value.to(device) for name, value in vars(targets).items()}
         pool = RangeMaxPool(encoding.states)
-        pooled, widths, piece_start, piece_end = self._spans(
+        pooled, widths, piece_start, piece_end = self.span_features(
             encoding, pool, t["span_doc"], t["span_start"], t["span_end"]
         )
-        entity_logits = self._entity_logits(encoding, t["span_doc"], pooled, widths)
+        entity_logits = self.entity_logits(encoding, t["span_doc"], pooled, widths)
         loss = nn.functional.cross_entropy(entity_logits, t["span_label"])
         if t["pair_head"].numel() and self.schema.relation_types:
-            relation_logits = self._relation_logits(
+            relation_logits = self.relation_logits(
                 pool, t["span_doc"], piece_start, piece_end, pooled, widths, t["pair_head"], t["pair_tail"]
             )
             per_pair = nn.functional.binary_cross_entropy_with_logits(
@@ -157,8 +160,8 @@ class SpertHead(nn.Module):
         """Entities (possibly overlapping, as SpERT predicts them) and relations of every document."""
         pool = RangeMaxPool(encoding.states)
         doc, start, end = enumerate_spans(encoding.word_counts, self.config.max_span_width)
-        pooled, widths, piece_start, piece_end = self._spans(encoding, pool, doc, start, end)
-        probs = self._entity_logits(encoding, doc, pooled, widths).softmax(-1)
+        pooled, widths, piece_start, piece_end = self.span_features(encoding, pool, doc, start, end)
+        probs = self.entity_logits(encoding, doc, pooled, widths).softmax(-1)
         score, label = probs.max(-1)
         kept = (label > 0).nonzero(as_tuple=True)[0]
         head, tail = pairs_within_docs(doc[kept], start[kept], self.config.max_pair_distance)
@@ -167,7 +170,7 @@ class SpertHead(nn.Module):
         head, tail = head[apart], tail[apart]
         relation_probs = torch.cat(
             [
-                self._relation_logits(
+                self.relation_logits(
                     pool,
                     doc,
                     piece_start,

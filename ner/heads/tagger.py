@@ -50,7 +50,7 @@ class TaggerHead(nn.Module):
         self.dropout = nn.Dropout(self.config.dropout)
         self.classifier = nn.Linear(hidden_size, len(self.labels))
 
-    def _logits(self, encoding: Encoding) -> Tensor:
+    def logits(self, encoding: Encoding) -> Tensor:
         """``[docs, words, tags]`` logits from each word's first-piece state."""
         hidden = encoding.states.shape[-1]
         index = encoding.word_starts[..., None].expand(-1, -1, hidden)
@@ -67,14 +67,14 @@ class TaggerHead(nn.Module):
 
     def loss(self, encoding: Encoding, targets: Tensor) -> Tensor:
         """Cross-entropy over the real words of the batch."""
-        logits = self._logits(encoding)
+        logits = self.logits(encoding)
         return nn.functional.cross_entropy(
             logits.flatten(0, 1), targets.to(logits.device).flatten(), ignore_index=IGNORE
         )
 
     def decode(self, encoding: Encoding) -> list[tuple[list[Entity], list[Relation]]]:
         """Entities of every document (a tagger predicts no relations)."""
-        probs = self._logits(encoding).softmax(-1)
+        probs = self.logits(encoding).softmax(-1)
         score, tag = probs.max(-1)
         results = []
         for doc_tags, doc_scores, count in zip(tag.tolist(), score.tolist(), encoding.word_counts.tolist()):
