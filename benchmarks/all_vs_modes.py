@@ -5,7 +5,8 @@
 
 Reads what other scripts measured, so every figure keeps its source:
 - the one pipeline: ``shipped_all.json`` (``benchmarks/shipped.py ner/pretrained/all --sets all``);
-- each mode's pipeline: ``shipped_news.json``, ``shipped_bio.json``, ``shipped_multilingual.json``;
+- each mode's pipeline: ``shipped_news.json``, ``shipped_bio.json`` and, for multilingual,
+  ``shipped_multilingual_holdout_de.json`` (see :data:`MODE_RESULTS`);
 - each head trained alone, where such a run exists: the shipped default (CoNLL04 SpERT alone,
   ``shipped_conll04.json``), the single-task bio runs (``bioner_e5_single_multi.json``) and the
   in-language CoNLL runs (``multilingual_in_language.json``). WikiANN has no run of its own.
@@ -41,6 +42,15 @@ MODES = {
     "wikiann_de_by_conll_head": "multilingual",
 }
 EVALUATIONS = ("entities", "relations_with_types")
+#: mode -> its pipeline's figures. ``all`` held WikiANN German out of training, as the multilingual
+#: pipeline did when ``all`` was measured; the shipped multilingual pipeline has since trained on German,
+#: so the like-for-like mode is its recipe without German (benchmarks/configs/multilingual_holdout_de.toml),
+#: whose figures are the ones the multilingual pipeline shipped with until then.
+MODE_RESULTS = {
+    "news": "shipped_news.json",
+    "bio": "shipped_bio.json",
+    "multilingual": "shipped_multilingual_holdout_de.json",
+}
 
 
 def read(name: str) -> dict:
@@ -67,7 +77,7 @@ def alone() -> dict[tuple[str, str], float]:
 
 def rows(everything: dict) -> list[dict]:
     """One row per set and evaluation: the one pipeline, its mode's, the head alone; both protocols."""
-    modes = {mode: read(f"shipped_{mode}.json")["sets"] for mode in set(MODES.values())}
+    modes = {mode: read(MODE_RESULTS[mode])["sets"] for mode in set(MODES.values())}
     single = alone()
     table = []
     for name, mode in MODES.items():
