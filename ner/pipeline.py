@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import spacy
+import srsly
 from spacy.language import Language
+from spacy.pipeline import Sentencizer
 
 from ner.alignment import Tokenizer
 from ner.model import ExtractionModel
@@ -88,9 +90,16 @@ def build_pipeline(
 
 
 def save(nlp: Language, path: str | Path) -> None:
-    """``nlp.to_disk``, creating missing parent folders (spaCy creates only the last one)."""
+    """``nlp.to_disk``, creating missing parent folders (spaCy creates only the last one), with the
+    same bytes for the same pipeline: spaCy writes a sentencizer's punctuation set in hash order,
+    which changes from one Python process to the next, so a re-saved shipped pipeline would differ."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(path)
+    for name, component in nlp.pipeline:
+        if isinstance(component, Sentencizer):
+            saved = Path(path) / f"{name}.json"
+            settings = srsly.read_json(saved)
+            srsly.write_json(saved, {**settings, "punct_chars": sorted(settings["punct_chars"])})
 
 
 #: ``ner_extractor`` settings under which a loaded model holds every weight it was trained with, as
