@@ -43,12 +43,17 @@ def micro_f1(scores: dict) -> dict:
     return {p: scores[p]["entities"]["micro"]["f1"] for p in PROTOCOLS}
 
 
-def held_out(lang: str, path: Path, shipped: dict, max_docs: int | None) -> dict:
-    """One hold-out pipeline on its language's sets, beside the shipped pipeline's figures."""
+def held_out(lang: str, path: Path, max_docs: int | None) -> dict:
+    """One hold-out pipeline's scores on its language's sets."""
     nlp = load(path)
+    sets = {name: score_set(nlp, SETS["multilingual"][name], max_docs) for name in HELD_OUT[lang]}
+    return {"pipeline": str(path), "training": training_record(path), "sets": sets}
+
+
+def beside_shipped(row: dict, shipped: dict) -> dict:
+    """A hold-out row's sets with the shipped pipeline's figures (the language in training) beside."""
     sets = {}
-    for name in HELD_OUT[lang]:
-        zero_shot = score_set(nlp, SETS["multilingual"][name], max_docs)
+    for name, zero_shot in row["sets"].items():
         trained = micro_f1(shipped["sets"][name])
         sets[name] = {
             "zero_shot": zero_shot,
@@ -57,7 +62,7 @@ def held_out(lang: str, path: Path, shipped: dict, max_docs: int | None) -> dict
                 p: round(micro_f1(zero_shot)[p] - trained[p], 2) for p in PROTOCOLS
             },
         }
-    return {"pipeline": str(path), "training": training_record(path), "sets": sets}
+    return {**row, "sets": sets}
 
 
 def main() -> None:
@@ -75,11 +80,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
     started = start_run(args.threads)
-    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
-    languages = {
-        lang: held_out(lang, Path(args.pipelines.format(lang=lang)), shipped, args.max_docs)
-        for lang in args.languages
+    scores = {
+        lang: held_out(lang, Path(args.pipelines.format(lang=lang)), args.max_docs) for lang in args.languages
     }
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    languages = {lang: beside_shipped(row, shipped) for lang, row in scores.items()}
     result = {
         **run_metadata(),
         "shipped": {"pipeline": shipped["pipeline"], "git_commit": shipped["git_commit"]},
