@@ -46,7 +46,13 @@ def micro_f1(scores: dict) -> dict:
 def held_out(lang: str, path: Path, max_docs: int | None) -> dict:
     """One hold-out pipeline's scores on its language's sets."""
     nlp = load(path)
-    sets = {name: score_set(nlp, SETS["multilingual"][name], max_docs) for name in HELD_OUT[lang]}
+    sets = {
+        name: {
+            **score_set(nlp, SETS["multilingual"][name], max_docs),
+            "role": "zero-shot: held out of training",
+        }
+        for name in HELD_OUT[lang]
+    }
     return {"pipeline": str(path), "training": training_record(path), "sets": sets}
 
 
